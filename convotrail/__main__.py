@@ -1,0 +1,3 @@
+from convotrail.cli import main
+
+main()

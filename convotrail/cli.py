@@ -1,0 +1,176 @@
+"""The `convotrail` command line: one verb per thing a user does.
+
+Each command builds `Settings` from the environment, calls into the package that
+does the work, and turns `ConvotrailError` into one line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from convotrail import __version__
+from convotrail.errors import ConvotrailError
+from convotrail.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _one_line_errors(command: F) -> F:
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConvotrailError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConvotrailError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="convotrail")
+def main() -> None:
+    """convotrail: Kafka event backbone for customer-support conversations.
+
+    Local defaults: a Kafka broker and a schema registry started by `convotrail
+    stack start`. Set KAFKA_BOOTSTRAP_SERVERS and SCHEMA_REGISTRY_URL to use
+    an existing cluster instead (KAFKA_<SETTING> variables pass librdkafka
+    settings such as KAFKA_SECURITY_PROTOCOL through).
+    """
+
+
+# -- stack ---------------------------------------------------------------------
+
+
+@main.group()
+def stack() -> None:
+    """Run the local Kafka broker and schema registry."""
+
+
+def _local_stack_or_exit(settings: Settings) -> Any:
+    from convotrail.stack import LocalStack
+
+    if not settings.uses_local_stack:
+        click.echo(
+            "KAFKA_BOOTSTRAP_SERVERS and SCHEMA_REGISTRY_URL are set: using "
+            f"{settings.bootstrap_servers} and {settings.registry_url}; nothing local to manage."
+        )
+        sys.exit(0)
+    return LocalStack(settings)
+
+
+@stack.command("fetch")
+@_one_line_errors
+def stack_fetch() -> None:
+    """Fetch the Kafka and registry artifacts from Maven Central into the cache."""
+    from convotrail.stack import artifacts
+
+    settings = _settings()
+    found = artifacts.ensure_all(settings.cache_dir)
+    click.echo(f"kafka libs:    {found.kafka_libs}")
+    click.echo(f"registry jar:  {found.registry_jar}")
+    click.echo(f"java:          {found.java}")
+
+
+@stack.command("start")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for both.")
+@_one_line_errors
+def stack_start(timeout: float) -> None:
+    """Start the broker and registry (idempotent) and wait until both answer."""
+    local = _local_stack_or_exit(_settings())
+    endpoints = local.start(timeout=timeout, progress=lambda line: click.echo(f"  {line}"))
+    click.echo(f"KAFKA_BOOTSTRAP_SERVERS={endpoints.bootstrap_servers}")
+    click.echo(f"SCHEMA_REGISTRY_URL={endpoints.registry_url}")
+    click.echo(f"logs and data: {local.state_dir}")
+
+
+@stack.command("stop")
+@_one_line_errors
+def stack_stop() -> None:
+    """Stop the registry and the broker started from this state directory."""
+    local = _local_stack_or_exit(_settings())
+    for line in local.stop():
+        click.echo(line)
+
+
+@stack.command("status")
+@_one_line_errors
+def stack_status() -> None:
+    """Show whether the broker and registry are running (exit 3 when not)."""
+    local = _local_stack_or_exit(_settings())
+    statuses = local.status()
+    for status in statuses:
+        click.echo(status.describe())
+    if not all(status.state == "running" for status in statuses):
+        sys.exit(3)
+
+
+# -- topics --------------------------------------------------------------------
+
+
+@main.group()
+def topics() -> None:
+    """Create and list the project's topics."""
+
+
+@topics.command("create")
+@click.option("--partitions", type=int, default=None, help="Overrides CONVOTRAIL_PARTITIONS.")
+@_one_line_errors
+def topics_create(partitions: int | None) -> None:
+    """Create every topic (idempotent), one partition count for all."""
+    import dataclasses
+
+    from convotrail.topics import admin_client, ensure_topics, topic_specs
+
+    settings = _settings()
+    if partitions is not None:
+        settings = dataclasses.replace(settings, partitions=partitions)
+    outcomes = ensure_topics(admin_client(settings), topic_specs(settings))
+    for outcome in outcomes:
+        verb = "created" if outcome.created else "exists "
+        click.echo(f"{verb}  {outcome.name}  ({outcome.partitions} partitions)")
+
+
+@topics.command("list")
+@_one_line_errors
+def topics_list() -> None:
+    """List the project's topics with their purpose."""
+    from convotrail.topics import admin_client, topic_specs
+
+    settings = _settings()
+    existing = admin_client(settings).list_topics(timeout=10).topics
+    for spec in topic_specs(settings):
+        found = existing.get(spec.name)
+        where = f"{len(found.partitions)} partitions" if found else "missing"
+        click.echo(f"{spec.name:<32} {where:<14} {spec.purpose}")
+
+
+# -- demo ----------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Send one round and exit instead of running on.")
+@click.option("--count", default=5, show_default=True, help="Records per round.")
+@_one_line_errors
+def demo(once: bool, count: int) -> None:
+    """Bring the local pipeline up, send demo traffic and show it coming back."""
+    from convotrail.demo import run_demo
+
+    run_demo(_settings(), once=once, count=count, echo=click.echo)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Avro serde with Confluent framing; fastavro on the hot path.
+
+`AvroSerde.encoder(topic, schema)` registers the writer schema once and returns
+a callable that frames each record; `decode` looks the writer schema up by id
+(once, then cached) and reads the body, optionally into a reader schema.
+Every failure is a `SerdeError` subclass so a processor can dead-letter it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import fastavro
+from fastavro.types import Schema as ParsedSchema
+
+from schemas.errors import SerdeError, UndecodableBody
+from schemas.registry import Registry, value_subject
+from schemas.wire import frame, unframe
+
+Record = dict[str, Any]
+
+
+def parse(schema: dict[str, Any] | str) -> ParsedSchema:
+    raw = json.loads(schema) if isinstance(schema, str) else schema
+    return fastavro.parse_schema(raw)
+
+
+def encode_body(parsed: ParsedSchema, record: Record) -> bytes:
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, parsed, record)
+    return out.getvalue()
+
+
+def decode_body(
+    writer: ParsedSchema, body: bytes | memoryview, reader: ParsedSchema | None = None
+) -> Record:
+    buffer = io.BytesIO(body)
+    try:
+        record = fastavro.schemaless_reader(buffer, writer, reader)
+    except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
+        raise UndecodableBody(f"Avro body does not match writer schema: {exc}") from exc
+    if buffer.tell() != len(body):
+        raise UndecodableBody(
+            f"Avro body has {len(body) - buffer.tell()} trailing bytes after the record"
+        )
+    if not isinstance(record, dict):
+        raise UndecodableBody("Avro body is not a record")
+    return record
+
+
+class AvroSerde:
+    """Encode and decode framed Avro records against one registry."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._writers: dict[int, ParsedSchema] = {}
+
+    def encoder(self, topic: str, schema: dict[str, Any] | str) -> Callable[[Record], bytes]:
+        """Register `schema` for the topic's values and return a fast framing encoder."""
+        schema_id = self.registry.register(value_subject(topic), schema)
+        parsed = parse(schema)
+        header = frame(schema_id, b"")
+
+        def encode(record: Record) -> bytes:
+            out = io.BytesIO()
+            out.write(header)
+            try:
+                fastavro.schemaless_writer(out, parsed, record)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise SerdeError(f"record does not fit the schema for {topic}: {exc}") from exc
+            return out.getvalue()
+
+        return encode
+
+    def writer_schema(self, schema_id: int) -> ParsedSchema:
+        parsed = self._writers.get(schema_id)
+        if parsed is None:
+            parsed = parse(self.registry.schema_text(schema_id))
+            self._writers[schema_id] = parsed
+        return parsed
+
+    def decode(self, data: bytes | None, reader: ParsedSchema | None = None) -> Record:
+        schema_id, body = unframe(data)
+        return decode_body(self.writer_schema(schema_id), body, reader)
