@@ -39,7 +39,11 @@ def decode_body(
 ) -> Record:
     buffer = io.BytesIO(body)
     try:
-        record = fastavro.schemaless_reader(buffer, writer, reader)
+        # Record names come back only for unions of several records (the event
+        # payload), as (name, fields); optional records stay plain dicts.
+        record = fastavro.schemaless_reader(
+            buffer, writer, reader, return_record_name=True, return_record_name_override=True
+        )
     except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
         raise UndecodableBody(f"Avro body does not match writer schema: {exc}") from exc
     if buffer.tell() != len(body):
@@ -57,6 +61,7 @@ class AvroSerde:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._writers: dict[int, ParsedSchema] = {}
+        self._writer_json: dict[int, Any] = {}
 
     def encoder(self, topic: str, schema: dict[str, Any] | str) -> Callable[[Record], bytes]:
         """Register `schema` for the topic's values and return a fast framing encoder."""
@@ -78,10 +83,27 @@ class AvroSerde:
     def writer_schema(self, schema_id: int) -> ParsedSchema:
         parsed = self._writers.get(schema_id)
         if parsed is None:
-            parsed = parse(self.registry.schema_text(schema_id))
+            raw = json.loads(self.registry.schema_text(schema_id))
+            parsed = parse(raw)
             self._writers[schema_id] = parsed
+            self._writer_json[schema_id] = raw
         return parsed
 
     def decode(self, data: bytes | None, reader: ParsedSchema | None = None) -> Record:
         schema_id, body = unframe(data)
         return decode_body(self.writer_schema(schema_id), body, reader)
+
+    def decoder(self, reader_schema: dict[str, Any]) -> Callable[[bytes | None], Record]:
+        """A decoder into `reader_schema` that skips schema resolution when writer == reader."""
+        reader = parse(reader_schema)
+        same_as_reader: dict[int, bool] = {}
+
+        def decode(data: bytes | None) -> Record:
+            schema_id, body = unframe(data)
+            writer = self.writer_schema(schema_id)
+            same = same_as_reader.get(schema_id)
+            if same is None:
+                same = same_as_reader[schema_id] = self._writer_json[schema_id] == reader_schema
+            return decode_body(writer, body, None if same else reader)
+
+        return decode
