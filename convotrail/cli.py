@@ -158,6 +158,99 @@ def topics_list() -> None:
         click.echo(f"{spec.name:<32} {where:<14} {spec.purpose}")
 
 
+# -- schemas -------------------------------------------------------------------
+
+
+@main.group()
+def schemas() -> None:
+    """Register and check the Avro contract."""
+
+
+@schemas.command("register")
+@_one_line_errors
+def schemas_register() -> None:
+    """Register every topic's value schema and set its compatibility level."""
+    from schemas.registration import register_contract
+    from schemas.registry import Registry
+
+    settings = _settings()
+    for done in register_contract(Registry(settings.registry_url), settings.topics):
+        click.echo(f"{done.subject:<40} id {done.schema_id:<6} {done.compatibility}")
+
+
+@schemas.command("check")
+@_one_line_errors
+def schemas_check() -> None:
+    """Check the schemas against every released version and the registry (exit 1 if broken)."""
+    from schemas import contract, evolution
+    from schemas.registration import check_against_registry
+    from schemas.registry import Registry
+
+    results = evolution.gate(evolution.current_schemas(), contract.released_versions())
+    for result in results:
+        click.echo(("ok     " if result.passed else "BROKEN ") + result.describe())
+    settings = _settings()
+    problems = check_against_registry(Registry(settings.registry_url), settings.topics)
+    for problem in problems:
+        click.echo(f"BROKEN registry: {problem}")
+    if not problems:
+        click.echo(f"ok     registry at {settings.registry_url} would accept every schema")
+    if problems or not all(result.passed for result in results):
+        sys.exit(1)
+
+
+# -- produce -------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--file", "-f", "path", required=True, type=click.Path(allow_dash=True, dir_okay=False),
+    help="JSON-lines file of events, or - for standard input.",
+)  # fmt: skip
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_one_line_errors
+def produce(path: str, quiet: bool) -> None:
+    """Validate and publish events, one JSON object per line.
+
+    Exit 0 when every line was sent, 2 when some line was refused (each is
+    reported with its line number and reason), 1 when a delivery failed.
+    """
+    import os
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from connectors.produce_file import produce_lines
+    from connectors.publisher import EventPublisher
+
+    settings = _settings()
+    err = Console(stderr=True)
+    stream = click.open_file(path, "r", encoding="utf-8")
+    total = None if path == "-" else os.path.getsize(path)
+    columns = [TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TextColumn("bytes")]
+    with (
+        stream,
+        EventPublisher(settings) as publisher,
+        Progress(*columns, console=err, disable=quiet or total is None) as progress,
+    ):
+        task = progress.add_task("publish", total=total)
+        summary = produce_lines(
+            stream,
+            publisher,
+            on_line=lambda line: progress.advance(task, len(line.encode())),
+            on_refusal=lambda refusal: err.print(
+                f"refused {refusal}", markup=False, highlight=False, soft_wrap=True
+            ),
+        )
+    for failure in summary.failed:
+        click.echo(f"failed {failure}", err=True)
+    click.echo(summary.describe())
+    if summary.failed:
+        sys.exit(1)
+    if summary.refused:
+        sys.exit(2)
+
+
 # -- demo ----------------------------------------------------------------------
 
 

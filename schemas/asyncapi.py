@@ -13,6 +13,7 @@ writing the document in `main()`.
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,17 @@ from convotrail.settings import Settings
 from convotrail.topics import TopicSpec, topic_specs
 from schemas import contract
 
+# Header names the intake and the processors write (one definition, shared with the code).
+from schemas.headers import (
+    DLQ_ERROR,
+    DLQ_ERROR_CLASS,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_TOPIC,
+    PROVIDERS,
+)
+from schemas.headers import PROVIDER as PROVIDER_HEADER
+
 DOCUMENT_PATH = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.yaml"
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -32,14 +44,7 @@ AVRO_SCHEMA_FORMAT = "application/vnd.apache.avro;version=1.9.0"
 KAFKA_BINDING_VERSION = "0.5.0"
 SERVER_ID = "kafka"
 
-# Header names the intake and the processors write; consumers read them as UTF-8 text.
-PROVIDER_HEADER = "provider"
-PROVIDERS = ("ses", "sendgrid", "mailgun", "postmark", "dsn")
-DLQ_ERROR = "dlq.error"
-DLQ_ERROR_CLASS = "dlq.error.class"
-DLQ_SOURCE_TOPIC = "dlq.source.topic"
-DLQ_SOURCE_PARTITION = "dlq.source.partition"
-DLQ_SOURCE_OFFSET = "dlq.source.offset"
+_HEADERS_ARE_TEXT = "Kafka record headers; each value is UTF-8 text."
 
 Json = dict[str, Any]
 Action = Literal["send", "receive"]
@@ -63,17 +68,18 @@ class _Topic:
 
     channel_id: str
     key: str
-    key_description: str
     message: _Message
     action: Action
     operation_id: str
     operation_summary: str
+    dead_letter: bool = False
 
 
 def _dlq_headers() -> Json:
     digits = {"type": "string", "pattern": "^[0-9]+$"}
     return {
         "type": "object",
+        "description": _HEADERS_ARE_TEXT,
         "required": [
             DLQ_ERROR,
             DLQ_ERROR_CLASS,
@@ -109,6 +115,7 @@ def _dlq_headers() -> Json:
 def _notification_headers() -> Json:
     return {
         "type": "object",
+        "description": _HEADERS_ARE_TEXT,
         "required": [PROVIDER_HEADER],
         "properties": {
             PROVIDER_HEADER: {
@@ -126,13 +133,10 @@ def _notification_headers() -> Json:
 
 def _topics(settings: Settings) -> dict[str, _Topic]:
     names = settings.topics
-    conversation_key = "conversation_id of the conversation"
-    message_key = "message_id of the message"
     return {
         names.conversation_events: _Topic(
             "conversationEvents",
             "conversation_id",
-            conversation_key,
             _Message(
                 "ConversationEvent",
                 "Conversation event",
@@ -146,7 +150,6 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         names.delivery_notifications: _Topic(
             "deliveryNotifications",
             "message_id",
-            message_key + " the notification is about",
             _Message(
                 "DeliveryNotification",
                 "Delivery notification",
@@ -164,7 +167,6 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         names.conversation_state: _Topic(
             "conversationState",
             "conversation_id",
-            conversation_key,
             _Message(
                 "ConversationState",
                 "Conversation state",
@@ -178,7 +180,6 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         names.conversation_timeline: _Topic(
             "conversationTimeline",
             "conversation_id",
-            conversation_key,
             _Message(
                 "TimelineEntry",
                 "Timeline entry",
@@ -192,7 +193,6 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         names.read_receipts: _Topic(
             "readReceipts",
             "message_id",
-            message_key,
             _Message(
                 "ReadReceipt",
                 "Read receipt",
@@ -206,7 +206,6 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         names.conversation_events_dlq: _Topic(
             "conversationEventsDlq",
             "conversation_id",
-            "the original record's key (conversation_id), unchanged",
             _Message(
                 "RefusedConversationEvent",
                 "Refused conversation event",
@@ -220,11 +219,11 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
             "receive",
             "consumeConversationEventsDlq",
             "Operators inspect and replay refused conversation events.",
+            dead_letter=True,
         ),
         names.delivery_notifications_dlq: _Topic(
             "deliveryNotificationsDlq",
             "message_id",
-            "the original record's key (message_id), unchanged",
             _Message(
                 "RefusedDeliveryNotification",
                 "Refused delivery notification",
@@ -235,14 +234,16 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
             "receive",
             "consumeDeliveryNotificationsDlq",
             "Operators inspect and replay notifications the bounce processor could not parse.",
+            dead_letter=True,
         ),
     }
 
 
 def _message(message: _Message, topic: _Topic) -> Json:
-    binding: Json = {
-        "key": {"type": "string", "description": f"UTF-8 {topic.key_description}."},
-    }
+    key = f"The record's {topic.key}, as UTF-8 text"
+    if topic.dead_letter:
+        key += ": the key of the refused record, unchanged"
+    binding: Json = {"key": {"type": "string", "description": f"{key}."}}
     out: Json = {
         "name": message.component_id,
         "title": message.title,
@@ -266,11 +267,7 @@ def _message(message: _Message, topic: _Topic) -> Json:
     else:
         out["contentType"] = "application/octet-stream"
         out["description"] = message.raw_description
-        out["payload"] = {
-            "type": "string",
-            "format": "binary",
-            "description": message.raw_description,
-        }
+        out["payload"] = {"type": "string", "format": "binary"}
     if message.headers is not None:
         out["headers"] = message.headers
     out["bindings"] = {"kafka": {**binding, "bindingVersion": KAFKA_BINDING_VERSION}}
@@ -344,7 +341,7 @@ def document(settings: Settings | None = None) -> Json:
         },
         "servers": {
             SERVER_ID: {
-                "host": f"127.0.0.1:{settings.kafka_port}",
+                "host": settings.bootstrap_servers,
                 "protocol": "kafka",
                 "description": (
                     "The local stack's broker (`convotrail stack start`), the default; "
@@ -353,8 +350,7 @@ def document(settings: Settings | None = None) -> Json:
                 ),
                 "bindings": {
                     "kafka": {
-                        "schemaRegistryUrl": f"http://127.0.0.1:{settings.registry_port}"
-                        "/apis/ccompat/v7",
+                        "schemaRegistryUrl": settings.registry_url,
                         "schemaRegistryVendor": "apicurio",
                         "bindingVersion": KAFKA_BINDING_VERSION,
                     }
@@ -369,9 +365,10 @@ def document(settings: Settings | None = None) -> Json:
 
 def generate() -> str:
     """The YAML text of docs/asyncapi.yaml."""
-    return yaml.safe_dump(
-        document(), sort_keys=False, allow_unicode=True, width=100, default_flow_style=False
-    )
+    # expand() shares sub-objects between schemas; a JSON round trip gives each use its
+    # own copy, so the YAML has no anchors and aliases that a reader would have to follow.
+    plain = json.loads(json.dumps(document()))
+    return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)
 
 
 def main() -> int:

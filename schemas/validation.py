@@ -87,7 +87,12 @@ class _Walker:
             if not isinstance(value, str):
                 raise self.fail(path, f"must be one of {', '.join(schema['symbols'])}")
             if value not in schema["symbols"]:
-                raise self.fail(path, f"{value!r} is not one of {', '.join(schema['symbols'])}")
+                symbols = schema["symbols"]
+                if len(symbols) > 8:  # listing 36 event types helps nobody
+                    raise self.fail(
+                        path, f"{value!r} is not a known {schema['name']} (see docs/events.md)"
+                    )
+                raise self.fail(path, f"{value!r} is not one of {', '.join(symbols)}")
             return str(value)
         if kind == "array":
             if not isinstance(value, (list, tuple)):

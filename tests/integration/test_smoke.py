@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import socket
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from confluent_kafka.admin import ConfigResource
 
 from convotrail.errors import StackError, TopicError
@@ -18,6 +17,7 @@ from convotrail.topics import admin_client, ensure_topics, topic_specs
 from schemas.errors import UnknownSchemaId
 from schemas.registry import Registry, value_subject
 from schemas.serde import AvroSerde
+from tests.support.kafka import consume
 from tests.support.ports import free_ports
 
 pytestmark = pytest.mark.integration
@@ -34,29 +34,6 @@ ORDER_SCHEMA = {
 }
 
 
-def _consume(settings: Settings, topic: str, count: int, timeout: float = 30.0) -> list[object]:
-    consumer = Consumer(
-        settings.kafka_config(
-            {"group.id": f"smoke-{uuid.uuid4()}", "auto.offset.reset": "earliest"}
-        )
-    )
-    messages: list[object] = []
-    try:
-        consumer.subscribe([topic])
-        import time
-
-        deadline = time.monotonic() + timeout
-        while len(messages) < count and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            assert msg.error() is None, msg.error()
-            messages.append(msg)
-    finally:
-        consumer.close()
-    return messages
-
-
 def test_produce_and_consume_through_the_broker(topics: Settings) -> None:
     topic = topics.topics.conversation_events
     producer = Producer(topics.kafka_config({"enable.idempotence": True, "acks": "all"}))
@@ -64,7 +41,7 @@ def test_produce_and_consume_through_the_broker(topics: Settings) -> None:
     for key, value in sent.items():
         producer.produce(topic, key=key, value=value)
     assert producer.flush(30) == 0
-    received = _consume(topics, topic, len(sent))
+    received = consume(topics, topic, len(sent))
     assert {m.key(): m.value() for m in received} == sent  # type: ignore[attr-defined]
     # Keyed by conversation: one key always lands on one partition.
     partitions: dict[bytes, set[int]] = {}
@@ -103,7 +80,7 @@ def test_avro_record_round_trips_with_confluent_framing(topics: Settings) -> Non
     producer = Producer(topics.kafka_config())
     producer.produce(topic, key=b"cnv-42", value=framed)
     assert producer.flush(30) == 0
-    (message,) = _consume(topics, topic, 1)
+    (message,) = consume(topics, topic, 1)
     value = message.value()  # type: ignore[attr-defined]
     assert value == framed
     reader = AvroSerde(Registry(topics.registry_url))  # decodes by id, via the registry
