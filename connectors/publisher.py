@@ -86,7 +86,8 @@ class EventPublisher:
         registry = registry or Registry(settings.registry_url)
         self._codec = ModelCodec(AvroSerde(registry), self.topic, ConversationEvent)
         config = {**PRODUCER_DEFAULTS, **(producer_config or {}), **GUARANTEES}
-        self._producer = Producer(settings.kafka_config(config))
+        # librdkafka's own log lines go through Python logging, not straight to stderr.
+        self._producer = Producer(settings.kafka_config(config), logger=log)
         self._closed = False
         self._stop_polling = threading.Event()
         self._poller = threading.Thread(

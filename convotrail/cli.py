@@ -251,18 +251,46 @@ def produce(path: str, quiet: bool) -> None:
         sys.exit(2)
 
 
+@main.command("demo-events")
+@click.option("--seed", default=7, show_default=True, help="Same seed, same events.")
+@click.option("--conversations", default=100, show_default=True, help="How many conversations.")
+@click.option(
+    "--start", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]), default=None,
+    help="First conversation's time (default: placed so the last event is now).",
+)  # fmt: skip
+@click.option(
+    "--output", "-o", default="-", type=click.Path(allow_dash=True, dir_okay=False),
+    help="JSON-lines file to write, or - for standard output.",
+)  # fmt: skip
+def demo_events(seed: int, conversations: int, start: Any, output: str) -> None:
+    """Generate realistic events as JSON lines (pipe into `convotrail produce -f -`)."""
+    import json
+    from datetime import UTC, datetime
+
+    from connectors.demo_feed import recent_history
+    from connectors.traffic import to_json
+
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    events = recent_history(seed, conversations, datetime.now(UTC), start)
+    with click.open_file(output, "w", encoding="utf-8") as out:
+        for event in events:
+            out.write(json.dumps(to_json(event), separators=(",", ":")) + "\n")
+    click.echo(f"{len(events)} events of {conversations} conversations", err=True)
+
+
 # -- demo ----------------------------------------------------------------------
 
 
 @main.command()
-@click.option("--once", is_flag=True, help="Send one round and exit instead of running on.")
-@click.option("--count", default=5, show_default=True, help="Records per round.")
+@click.option("--once", is_flag=True, help="Publish the history and exit instead of running on.")
+@click.option("--conversations", default=200, show_default=True, help="Conversations to generate.")
 @_one_line_errors
-def demo(once: bool, count: int) -> None:
-    """Bring the local pipeline up, send demo traffic and show it coming back."""
+def demo(once: bool, conversations: int) -> None:
+    """Bring the local pipeline up, publish demo traffic and show it coming back."""
     from convotrail.demo import run_demo
 
-    run_demo(_settings(), once=once, count=count, echo=click.echo)
+    run_demo(_settings(), once=once, conversations=conversations, echo=click.echo)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""`convotrail demo`: bring the local pipeline up and show traffic going through it.
+"""`convotrail demo`: bring the local pipeline up and put demo traffic through it.
 
-It starts the local stack (unless an external cluster is configured), creates the
-topics, sends Avro records with Confluent framing through the real broker, reads
-them back, and says where everything is. Without `--once` it keeps sending a
-record every few seconds until Ctrl-C, then stops whatever it started.
+It starts the local stack (unless an external cluster is configured), creates
+the topics, registers the schemas, publishes a generated history of realistic
+conversations with the producer SDK, reads it back from the broker, and says
+where everything is. Without `--once` it keeps publishing a new conversation
+every few seconds until Ctrl-C, then stops whatever it started.
 """
 
 from __future__ import annotations
@@ -11,42 +12,28 @@ from __future__ import annotations
 import signal
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from connectors.demo_feed import recent_history
+from connectors.publisher import DeliveryReport, EventPublisher
 from convotrail.settings import Settings
 from convotrail.stack import LocalStack
-from convotrail.topics import TopicSpec, admin_client, ensure_topics, topic_specs
+from convotrail.topics import admin_client, ensure_topics, topic_specs
+from schemas.codecs import ModelCodec
+from schemas.model import ConversationEvent
+from schemas.registration import register_contract
 from schemas.registry import Registry
 from schemas.serde import AvroSerde
 
 Echo = Callable[[str], None]
-
-# A stack check only: its own topic and subject, so it never mixes with the
-# conversation-events contract.
-PING_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "StackPing",
-    "namespace": "dev.convotrail.demo",
-    "doc": "A record the demo sends to prove the broker and registry work end to end.",
-    "fields": [
-        {"name": "conversation_id", "type": "string", "doc": "Key of the record."},
-        {"name": "sequence", "type": "long", "doc": "Position in the demo run."},
-        {
-            "name": "sent_at",
-            "type": {"type": "long", "logicalType": "timestamp-millis"},
-            "doc": "When the demo sent it.",
-        },
-    ],
-}
-
-
-def ping_topic(settings: Settings) -> str:
-    return f"{settings.topics.prefix}demo-pings"
+DEMO_SEED = 7
 
 
 class _Stop(Exception):
@@ -57,74 +44,53 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop()
 
 
-def _produce_pings(
-    producer: Producer,
-    topic: str,
-    encode: Callable[[dict[str, Any]], bytes],
-    start: int,
-    count: int,
-    on_delivery: Callable[[KafkaError | None, Any], None],
-) -> None:
-    for sequence in range(start, start + count):
-        conversation_id = f"cnv-demo-{sequence % 3}"
-        record = {"conversation_id": conversation_id, "sequence": sequence,
-                  "sent_at": datetime.now(UTC)}  # fmt: skip
-        producer.produce(topic, key=conversation_id, value=encode(record), on_delivery=on_delivery)
+def publish(
+    publisher: EventPublisher, events: list[ConversationEvent], show_progress: bool
+) -> list[DeliveryReport]:
+    futures: list[Future[DeliveryReport]] = []
+    columns = [TextColumn("  publishing"), BarColumn(), MofNCompleteColumn()]
+    with Progress(*columns, disable=not show_progress, transient=True) as progress:
+        task = progress.add_task("publish", total=len(events))
+        for event in events:
+            futures.append(publisher.publish(event))
+            progress.advance(task)
+        publisher.flush()
+    return [future.result(timeout=30) for future in futures]
 
 
-def send_and_read_back(
-    settings: Settings, serde: AvroSerde, count: int, start: int, echo: Echo, timeout: float = 30.0
-) -> int:
-    """Send `count` pings, read exactly those back, print them; return how many came back."""
-    topic = ping_topic(settings)
-    encode = serde.encoder(topic, PING_SCHEMA)
-    producer = Producer(settings.kafka_config({"enable.idempotence": True, "acks": "all"}))
-    delivered: list[tuple[int, int]] = []
-
-    def on_delivery(err: KafkaError | None, msg: Any) -> None:
-        if err is None:
-            delivered.append((msg.partition(), msg.offset()))
-
-    try:
-        _produce_pings(producer, topic, encode, start, count, on_delivery)
-    finally:
-        producer.flush(timeout)
-    if len(delivered) != count:
-        echo(f"  only {len(delivered)} of {count} records were acknowledged by the broker")
+def read_back(
+    settings: Settings, reports: list[DeliveryReport], timeout: float = 60.0
+) -> list[ConversationEvent]:
+    """Exactly the records just published, consumed from the broker and decoded."""
+    topic = settings.topics.conversation_events
     first: dict[int, int] = {}
-    for partition, offset in delivered:
-        first[partition] = min(offset, first.get(partition, offset))
-    consumer = Consumer(
-        settings.kafka_config(
-            {"group.id": f"convotrail-demo-{uuid.uuid4()}", "enable.auto.commit": False}
-        )
-    )
-    seen = 0
+    for report in reports:
+        first[report.partition] = min(report.offset, first.get(report.partition, report.offset))
+    wanted = {(report.partition, report.offset) for report in reports}
+    codec = ModelCodec(AvroSerde(Registry(settings.registry_url)), topic, ConversationEvent)
+    group = f"convotrail-demo-{uuid.uuid4()}"
+    consumer = Consumer(settings.kafka_config({"group.id": group, "enable.auto.commit": False}))
+    events: list[ConversationEvent] = []
     try:
         consumer.assign([TopicPartition(topic, p, o) for p, o in first.items()])
-        wanted = set(delivered)
         deadline = time.monotonic() + timeout
         while wanted and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                continue
-            if (msg.partition(), msg.offset()) not in wanted:
-                continue
-            wanted.discard((msg.partition(), msg.offset()))
-            record = serde.decode(msg.value())
-            seen += 1
-            key = (msg.key() or b"").decode()
-            sent_at = record["sent_at"].isoformat(timespec="milliseconds")
-            echo(
-                f"  read back  p{msg.partition()}@{msg.offset():<5} key={key}  "
-                f"sequence={record['sequence']}  sent_at={sent_at}"
-            )
+            for message in consumer.consume(500, 0.5):
+                position = (message.partition() or 0, message.offset() or 0)
+                if message.error() is None and position in wanted:
+                    wanted.discard(position)
+                    events.append(codec.decode(message.value()))
     finally:
         consumer.close()
-    return seen
+    return events
 
 
-def run_demo(settings: Settings, once: bool, count: int, echo: Echo) -> None:
+def _describe(event: ConversationEvent) -> str:
+    who = event.actor.name or event.actor.kind.value.lower()
+    return f"{event.occurred_at:%Y-%m-%d %H:%M:%S}  {event.type.value:<22} by {who}"
+
+
+def run_demo(settings: Settings, once: bool, conversations: int, echo: Echo) -> None:
     local = LocalStack(settings) if settings.uses_local_stack else None
     started_here = local is not None and not local.is_running()
     previous = signal.signal(signal.SIGTERM, _raise_stop)
@@ -132,22 +98,39 @@ def run_demo(settings: Settings, once: bool, count: int, echo: Echo) -> None:
         if local is not None:
             echo("Starting the local stack (the first run fetches Kafka and the registry) ...")
             local.start(progress=lambda line: echo(f"  {line}"))
-        specs = [*topic_specs(settings), TopicSpec(ping_topic(settings), settings.partitions, 1)]
-        created = ensure_topics(admin_client(settings), specs)
+        created = ensure_topics(admin_client(settings), topic_specs(settings))
         echo(f"Topics ready: {', '.join(outcome.name for outcome in created)}")
-        serde = AvroSerde(Registry(settings.registry_url))
-        echo(f"Sending {count} Avro records to {ping_topic(settings)} and reading them back:")
-        seen = send_and_read_back(settings, serde, count, 0, echo)
-        echo(f"{seen} of {count} records came back through the broker.")
-        _where_to_look(settings, local, echo)
-        if once:
-            return
-        echo("Sending one record every 3 seconds; press Ctrl-C to stop.")
-        sequence = count
-        while True:
-            time.sleep(3)
-            send_and_read_back(settings, serde, 1, sequence, echo)
-            sequence += 1
+        registry = Registry(settings.registry_url)
+        for done in register_contract(registry, settings.topics):
+            echo(f"Schema registered: {done.subject} (id {done.schema_id}, {done.compatibility})")
+        events = recent_history(DEMO_SEED, conversations, datetime.now(UTC))
+        echo(f"Publishing {len(events)} events of {conversations} generated conversations:")
+        with EventPublisher(settings, registry=registry) as publisher:
+            started = time.perf_counter()
+            reports = publish(publisher, events, show_progress=not once)
+            seconds = time.perf_counter() - started
+            echo(f"  {len(reports)} events acknowledged in {seconds:.1f} s")
+            received = read_back(settings, reports)
+            echo(f"{len(received)} of {len(events)} events came back through the broker:")
+            for event_type, count in Counter(e.type.value for e in received).most_common(8):
+                echo(f"  {count:>6}  {event_type}")
+            sample = received[0].conversation_id if received else None
+            if sample is not None:
+                echo(f"The events of conversation {sample}:")
+                for event in sorted(received, key=lambda e: e.occurred_at):
+                    if event.conversation_id == sample:
+                        echo(f"  {_describe(event)}")
+            _where_to_look(settings, local, echo)
+            if once:
+                return
+            echo("Publishing a new conversation every 3 seconds; press Ctrl-C to stop.")
+            tick = 0
+            while True:
+                time.sleep(3)
+                tick += 1
+                fresh = recent_history(DEMO_SEED + tick, 1, datetime.now(UTC))
+                publish(publisher, fresh, show_progress=False)
+                echo(f"  published {len(fresh)} events of conversation {fresh[0].conversation_id}")
     except (KeyboardInterrupt, _Stop):
         echo("\nStopping ...")
     finally:
@@ -164,8 +147,11 @@ def _where_to_look(settings: Settings, local: LocalStack | None, echo: Echo) -> 
     echo("Where to look:")
     echo(f"  Kafka bootstrap servers  {settings.bootstrap_servers}")
     echo(f"  Schema registry          {settings.registry_url}/subjects")
+    echo(f"  Events topic             {settings.topics.conversation_events}")
     if local is not None:
         echo(f"  Logs                     {local.state_dir / 'logs'}")
         echo(f"  Broker and registry data {local.state_dir}")
-    echo("  Commands                 convotrail topics list | convotrail stack status")
+    echo("  Event catalogue          docs/events.md (topics: docs/asyncapi.yaml)")
+    echo("  Try                      convotrail demo-events --conversations 5 | "
+         "convotrail produce -f -")  # fmt: skip
     echo("")

@@ -1,6 +1,7 @@
 """The demo command, run as a user would, against the session's broker and registry."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -20,11 +21,17 @@ def test_demo_once_sends_records_and_reads_them_back(settings: Settings) -> None
         CONVOTRAIL_PARTITIONS=str(settings.partitions),
     )
     result = subprocess.run(
-        [sys.executable, "-m", "convotrail", "demo", "--once", "--count", "4"],
+        [sys.executable, "-m", "convotrail", "demo", "--once", "--conversations", "20"],
         capture_output=True, text=True, timeout=120, env=env, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "4 of 4 records came back through the broker." in result.stdout
-    assert result.stdout.count("read back") == 4
+    published = re.search(r"Publishing (\d+) events of 20 generated conversations", result.stdout)
+    assert published is not None, result.stdout
+    count = int(published.group(1))
+    assert count > 100
+    assert f"  {count} events acknowledged" in result.stdout
+    assert f"{count} of {count} events came back through the broker" in result.stdout
+    assert "CONVERSATION_CREATED" in result.stdout
+    assert f"Schema registered: {settings.topics.conversation_events}-value" in result.stdout
     assert f"Kafka bootstrap servers  {settings.bootstrap_servers}" in result.stdout
     assert f"{settings.topics.conversation_events}" in result.stdout

@@ -230,3 +230,14 @@ def test_release_refuses_to_rewrite_a_version(tmp_path: Any) -> None:
     assert len(list((tmp_path / "v9").glob("*.avsc"))) == len(contract.TOP_LEVEL)
     with pytest.raises(FileExistsError):
         evolution.release("v9", tmp_path)
+
+
+def test_event_catalogue_is_up_to_date() -> None:
+    from schemas import catalogue
+
+    assert catalogue.generate() == catalogue.CATALOGUE_PATH.read_text(), (
+        "run `python -m schemas.catalogue` and commit docs/events.md"
+    )
+    text = catalogue.CATALOGUE_PATH.read_text()
+    for event_type in model.EventType:
+        assert f"`{event_type.value}`" in text
