@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit integration stack-start stack-stop clean
+.PHONY: demo test lint typecheck unit integration bench stack-start stack-stop clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11+ is required (found %s)" % sys.version.split()[0])'
@@ -34,6 +34,9 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration tests/e2e
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.producer_throughput
 
 stack-start: $(STAMP)
 	$(BIN)/convotrail stack start
