@@ -1,0 +1,1 @@
+"""Conversation state and timeline: the pure core (`core.evolve`), its narration, its shell."""
