@@ -44,7 +44,14 @@ PRODUCER_DEFAULTS: dict[str, KafkaValue] = {
     "batch.num.messages": 10000,
     "queue.buffering.max.messages": 200000,
 }
-GUARANTEES: dict[str, KafkaValue] = {"enable.idempotence": True, "acks": "all"}
+GUARANTEES: dict[str, KafkaValue] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    # Java's murmur2 partitioner, which faust (aiokafka) uses too: a conversation's
+    # events and the derived events the processors send for it must land on the same
+    # partition. librdkafka's default (CRC32) would scatter them.
+    "partitioner": "murmur2_random",
+}
 
 Clock = Callable[[], datetime]
 

@@ -175,3 +175,25 @@ def test_schemas_check_cli_passes_on_the_current_contract(settings: Settings) ->
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok     ConversationEvent vs v1: BACKWARD ok" in result.stdout
     assert "would accept every schema" in result.stdout
+
+
+def test_partitions_match_the_processors_partitioner(topics: Settings) -> None:
+    # faust (aiokafka) sends derived events with Java's murmur2: the publisher must put
+    # a conversation's events on the partition faust would pick, or state splits.
+    from aiokafka.partitioner import DefaultPartitioner
+
+    partitioner = DefaultPartitioner()
+    partitions = list(range(topics.partitions))
+    template = EXAMPLES["TAG_ADDED"]
+    with EventPublisher(topics, clock=_fixed_clock) as publisher:
+        futures = {
+            f"cnv-{n}": publisher.publish_json(
+                dict(template, event_id=f"evt-p{n}", conversation_id=f"cnv-{n}")
+            )
+            for n in range(40)
+        }
+        publisher.flush()
+        placed = {key: future.result(timeout=30).partition for key, future in futures.items()}
+    expected = {key: partitioner(key.encode(), partitions, partitions) for key in placed}
+    assert placed == expected
+    assert len(set(placed.values())) == topics.partitions  # the keys do spread
