@@ -279,6 +279,22 @@ def demo_events(seed: int, conversations: int, start: Any, output: str) -> None:
     click.echo(f"{len(events)} events of {conversations} conversations", err=True)
 
 
+@main.command()
+@click.option("--memory", is_flag=True, help="In-memory table store instead of RocksDB.")
+@click.option("--verbose", is_flag=True, help="faust's INFO logs.")
+def worker(memory: bool, verbose: bool) -> None:
+    """Run a conversation worker: state, timeline and dead letters from conversation-events.
+
+    Start several to share the partitions; state moves with the partitions.
+    """
+    from processors.conversation.worker import WorkerOptions, create_app
+
+    settings = _settings()
+    app = create_app(settings, WorkerOptions(store="memory://" if memory else "rocksdb://"))
+    sys.argv = [sys.argv[0], "worker", "--loglevel", "info" if verbose else "warning"]
+    app.main()
+
+
 # -- demo ----------------------------------------------------------------------
 
 

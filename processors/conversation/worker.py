@@ -23,8 +23,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -94,7 +94,12 @@ def create_app(
         topic_allow_declare=True,
         topic_disable_leader=True,
     )
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    raw: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
     events_topic = app.topic(topics.conversation_events, **raw)
     state_topic = app.topic(topics.conversation_state, **raw)
     timeline_topic = app.topic(topics.conversation_timeline, **raw)
