@@ -295,6 +295,98 @@ def worker(memory: bool, verbose: bool) -> None:
     app.main()
 
 
+# -- sink ----------------------------------------------------------------------
+
+_DATABASE_URL = click.option(
+    "--database-url", envvar="CONVOTRAIL_DATABASE_URL", default=None,
+    help="Sink database URL (default: sqlite:///$CONVOTRAIL_HOME/convotrail.db; "
+         "PostgreSQL: postgresql+psycopg://user@host/db). Env: CONVOTRAIL_DATABASE_URL.",
+)  # fmt: skip
+
+
+def _database_url(settings: Settings, database_url: str | None) -> str:
+    from connectors.sink.store import default_database_url
+
+    return database_url or default_database_url(settings)
+
+
+@main.command()
+@_DATABASE_URL
+@click.option("--group", default="convotrail-sink", show_default=True, help="Consumer group id.")
+@click.option("--batch-size", default=500, show_default=True, help="Records per transaction.")
+@click.option(
+    "--batch-timeout", default=0.5, show_default=True,
+    help="Seconds before a partial batch is committed.",
+)  # fmt: skip
+@click.option(
+    "--max-idle-seconds", type=float, default=None,
+    help="Exit after this long without a record (default: run until stopped).",
+)  # fmt: skip
+@click.option("--verbose", is_flag=True, help="INFO logs (assignments, migrations, DLQ).")
+@_one_line_errors
+def sink(
+    database_url: str | None,
+    group: str,
+    batch_size: int,
+    batch_timeout: float,
+    max_idle_seconds: float | None,
+    verbose: bool,
+) -> None:
+    """Write conversation-timeline and conversation-state to SQL, exactly once.
+
+    Positions are kept in the database with the rows, so a crash neither loses
+    nor doubles anything. Creates or upgrades the schema; Ctrl-C stops cleanly.
+    """
+    import logging
+
+    from connectors.sink.runner import LOG_FORMAT, run_until_signalled
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT)
+    settings = _settings()
+    stats = run_until_signalled(
+        settings,
+        _database_url(settings, database_url),
+        group_id=group,
+        batch_size=batch_size,
+        batch_timeout=batch_timeout,
+        max_idle_seconds=max_idle_seconds,
+    )
+    click.echo(stats.describe())
+
+
+@main.command()
+@click.argument("conversation_id")
+@_DATABASE_URL
+@click.option("--account", "account_id", default=None, help="Only within this account.")
+@click.option("--json", "as_json", is_flag=True, help="The entries as a JSON array.")
+@_one_line_errors
+def timeline(
+    conversation_id: str, database_url: str | None, account_id: str | None, as_json: bool
+) -> None:
+    """Print a conversation's audit trail (times in UTC) from the sink database."""
+    from connectors.sink.query import load_timeline, render_timeline_json, render_timeline_text
+
+    settings = _settings()
+    entries = load_timeline(
+        _database_url(settings, database_url), conversation_id, account_id=account_id
+    )
+    click.echo(render_timeline_json(entries) if as_json else render_timeline_text(entries))
+
+
+@main.command()
+@click.argument("conversation_id")
+@_DATABASE_URL
+@click.option("--json", "as_json", is_flag=True, help="The whole ConversationState as JSON.")
+@_one_line_errors
+def state(conversation_id: str, database_url: str | None, as_json: bool) -> None:
+    """Print a conversation's latest state from the sink database."""
+    from connectors.sink.query import load_state, render_state_json, render_state_text
+
+    settings = _settings()
+    found = load_state(_database_url(settings, database_url), conversation_id)
+    click.echo(render_state_json(found) if as_json else render_state_text(found))
+
+
 # -- demo ----------------------------------------------------------------------
 
 

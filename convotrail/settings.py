@@ -79,6 +79,14 @@ class TopicNames:
     def delivery_notifications_dlq(self) -> str:
         return self._name("delivery-notifications.dlq")
 
+    @property
+    def conversation_timeline_dlq(self) -> str:
+        return self._name("conversation-timeline.dlq")
+
+    @property
+    def conversation_state_dlq(self) -> str:
+        return self._name("conversation-state.dlq")
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -44,6 +44,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
                   "conversation events that could not be accepted, with the reason"),
         TopicSpec(names.delivery_notifications_dlq, partitions, rf, {},
                   "notifications that could not be parsed, with the reason"),
+        TopicSpec(names.conversation_timeline_dlq, partitions, rf, {},
+                  "timeline entries the SQL sink could not decode, with the reason"),
+        TopicSpec(names.conversation_state_dlq, partitions, rf, {},
+                  "state snapshots the SQL sink could not decode, with the reason"),
     ]  # fmt: skip
 
 
@@ -56,6 +60,11 @@ class TopicOutcome:
 
 def admin_client(settings: Settings) -> AdminClient:
     return AdminClient(settings.kafka_config())
+
+
+def _partition_count(admin: AdminClient, name: str, timeout: float) -> int:
+    metadata = admin.list_topics(topic=name, timeout=timeout).topics.get(name)
+    return len(metadata.partitions) if metadata is not None else 0
 
 
 def ensure_topics(
@@ -91,7 +100,15 @@ def ensure_topics(
                 error = exc.args[0]
                 # Another process created it between our listing and our request: fine.
                 if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                    outcomes.append(TopicOutcome(spec.name, False, spec.partitions))
+                    # Our listing was stale: check the existing topic like any other.
+                    found = _partition_count(admin, spec.name, timeout)
+                    if found != spec.partitions:
+                        raise TopicError(
+                            f"topic {spec.name} exists with {found} partitions, not "
+                            f"{spec.partitions}: co-partitioned topics must share one count "
+                            "(CONVOTRAIL_PARTITIONS)"
+                        ) from exc
+                    outcomes.append(TopicOutcome(spec.name, False, found))
                 else:
                     raise TopicError(f"creating topic {spec.name} failed: {error}") from exc
     order = {spec.name: index for index, spec in enumerate(specs)}

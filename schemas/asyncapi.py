@@ -236,6 +236,36 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
             "Operators inspect and replay notifications the bounce processor could not parse.",
             dead_letter=True,
         ),
+        names.conversation_timeline_dlq: _Topic(
+            "conversationTimelineDlq",
+            "conversation_id",
+            _Message(
+                "RefusedTimelineEntry",
+                "Refused timeline entry",
+                "A record of conversation-timeline the SQL sink could not decode.",
+                raw_description="The original value bytes, unchanged.",
+                headers=_dlq_headers(),
+            ),
+            "receive",
+            "consumeConversationTimelineDlq",
+            "Operators inspect timeline records the SQL sink could not store.",
+            dead_letter=True,
+        ),
+        names.conversation_state_dlq: _Topic(
+            "conversationStateDlq",
+            "conversation_id",
+            _Message(
+                "RefusedConversationState",
+                "Refused conversation state",
+                "A record of conversation-state the SQL sink could not decode.",
+                raw_description="The original value bytes, unchanged.",
+                headers=_dlq_headers(),
+            ),
+            "receive",
+            "consumeConversationStateDlq",
+            "Operators inspect state records the SQL sink could not store.",
+            dead_letter=True,
+        ),
     }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import fastavro
+from fastavro.read import SchemaResolutionError
 from fastavro.types import Schema as ParsedSchema
 
 from schemas.errors import SerdeError, UndecodableBody
@@ -44,7 +45,9 @@ def decode_body(
         record = fastavro.schemaless_reader(
             buffer, writer, reader, return_record_name=True, return_record_name_override=True
         )
-    except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
+    except (
+        EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError, SchemaResolutionError
+    ) as exc:  # fmt: skip
         raise UndecodableBody(f"Avro body does not match writer schema: {exc}") from exc
     if buffer.tell() != len(body):
         raise UndecodableBody(

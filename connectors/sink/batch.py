@@ -1,0 +1,137 @@
+"""The sink's pure core: what one database transaction must write for a run of records.
+
+Records are added in the order they were consumed; the batch keeps
+- the timeline entries, first occurrence of each event_id only (the store ignores
+  an event_id it already has, so "first wins" holds across batches too);
+- one `StateWrite` per conversation: the highest snapshot version seen since the
+  last tombstone, and whether a tombstone asks to delete the stored row first;
+- the next offset to read per (topic, partition), which the store writes in the
+  same transaction, so data and positions can never disagree.
+
+It must never do I/O, read a clock or know about Kafka clients or SQL: the shell
+(runner.py) feeds it decoded records and the store (store.py) writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from schemas.model import ConversationState, TimelineEntry
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    """What to do with one conversation's row in conversation_states.
+
+    `delete_first`: a tombstone arrived, so the stored row goes (whatever its
+    version); then `state`, if any, is upserted only if newer than what is stored.
+    """
+
+    conversation_id: str
+    delete_first: bool = False
+    state: ConversationState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A null value on the compacted conversation-state topic: the conversation is gone."""
+
+    conversation_id: str
+
+
+StateChange = ConversationState | Tombstone
+
+
+def fold_state(current: StateWrite | None, change: StateChange) -> StateWrite:
+    """One conversation's pending write after one more snapshot or tombstone.
+
+    Equal versions keep the earlier snapshot, like the store's strict `>` guard:
+    a replayed snapshot never overwrites the one already applied.
+    """
+    if isinstance(change, Tombstone):
+        return StateWrite(change.conversation_id, delete_first=True, state=None)
+    if current is None:
+        return StateWrite(change.conversation_id, delete_first=False, state=change)
+    if current.state is not None and current.state.version >= change.version:
+        return current
+    return StateWrite(change.conversation_id, current.delete_first, change)
+
+
+def coalesce_states(changes: Iterable[StateChange]) -> list[StateWrite]:
+    """One `StateWrite` per conversation, in the order conversations first appeared.
+
+    PostgreSQL refuses an INSERT ... ON CONFLICT DO UPDATE that touches one row
+    twice, and writing only the newest snapshot is also less work.
+    """
+    writes: dict[str, StateWrite] = {}
+    for change in changes:
+        writes[change.conversation_id] = fold_state(writes.get(change.conversation_id), change)
+    return list(writes.values())
+
+
+class SinkBatch:
+    """Records consumed since the last commit, for one consumer group."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self._timeline: dict[str, TimelineEntry] = {}
+        self._states: dict[str, StateWrite] = {}
+        self._next_offsets: dict[TopicPartition, int] = {}
+        self.records = 0
+        self.timeline_records = 0
+        self.state_records = 0
+        self.tombstones = 0
+        self.skipped = 0
+
+    def __len__(self) -> int:
+        return self.records
+
+    def __bool__(self) -> bool:
+        return self.records > 0
+
+    def _advance(self, topic: str, partition: int, offset: int) -> None:
+        self.records += 1
+        position = (topic, partition)
+        # max(): a record read twice (after a seek) must not move the position back.
+        self._next_offsets[position] = max(self._next_offsets.get(position, 0), offset + 1)
+
+    def add_timeline_entry(
+        self, entry: TimelineEntry, topic: str, partition: int, offset: int
+    ) -> None:
+        self._advance(topic, partition, offset)
+        self.timeline_records += 1
+        self._timeline.setdefault(entry.event_id, entry)
+
+    def add_state(self, state: ConversationState, topic: str, partition: int, offset: int) -> None:
+        self._advance(topic, partition, offset)
+        self.state_records += 1
+        self._fold(state)
+
+    def add_tombstone(self, conversation_id: str, topic: str, partition: int, offset: int) -> None:
+        self._advance(topic, partition, offset)
+        self.tombstones += 1
+        self._fold(Tombstone(conversation_id))
+
+    def skip(self, topic: str, partition: int, offset: int) -> None:
+        """A record that was dead-lettered: only the position moves past it."""
+        self._advance(topic, partition, offset)
+        self.skipped += 1
+
+    def _fold(self, change: StateChange) -> None:
+        key = change.conversation_id
+        self._states[key] = fold_state(self._states.get(key), change)
+
+    @property
+    def timeline_entries(self) -> list[TimelineEntry]:
+        return list(self._timeline.values())
+
+    @property
+    def state_writes(self) -> list[StateWrite]:
+        return list(self._states.values())
+
+    @property
+    def next_offsets(self) -> dict[TopicPartition, int]:
+        return dict(self._next_offsets)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the sink database, run by `connectors.sink.store.open_store`."""

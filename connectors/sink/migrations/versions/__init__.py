@@ -1,0 +1,1 @@
+"""One module per schema revision of the sink database; never edit a released one."""

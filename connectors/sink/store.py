@@ -1,0 +1,494 @@
+"""The sink's SQL storage: tables, migrations on open, one-transaction batch writes, reads.
+
+SQLAlchemy Core only, one code path for SQLite (embedded default, WAL) and
+PostgreSQL (psycopg 3). `Store.apply` writes a `SinkBatch` in ONE transaction:
+timeline rows (an event_id already stored is ignored), state rows (only when the
+incoming version is newer), and the next offset per topic-partition of the
+consumer group in `sink_offsets`, the tracking table. Because the positions
+commit or vanish together with the rows, the database alone says where to
+resume, and a crash at any instant neither loses nor doubles a record.
+
+This module must never talk to Kafka or commit a batch in more than one
+transaction. The clock is read only for `updated_at`, and only when the caller
+passes no `now`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from connectors.sink.batch import SinkBatch, StateWrite, TopicPartition
+from connectors.sink.errors import SchemaOutOfDate, SinkError, UnsupportedDatabase
+from connectors.sink.snapshot import (
+    changes_from_json,
+    changes_to_json,
+    state_from_json,
+    state_to_json,
+    utc,
+)
+from convotrail.settings import Settings
+from schemas.model import (
+    Actor,
+    ActorKind,
+    ConversationState,
+    EventType,
+    TimelineEntry,
+)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Its own version table, so the sink can share a database with other
+# Alembic-managed applications without their revisions colliding.
+VERSION_TABLE = "sink_schema_version"
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware instant, stored and returned in UTC on every database.
+
+    PostgreSQL has timestamptz; SQLite has no time zones, and SQLAlchemy would
+    drop the offset silently, so values are converted to UTC before they are
+    written and get their UTC zone back when read.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Named primary keys: the same name on every database, as the migrations spell it.
+metadata = sa.MetaData(naming_convention={"pk": "pk_%(table_name)s"})
+
+timeline_entries = sa.Table(
+    "timeline_entries",
+    metadata,
+    sa.Column("event_id", sa.String, primary_key=True),
+    sa.Column("conversation_id", sa.String, nullable=False),
+    sa.Column("account_id", sa.String, nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("type", sa.String, nullable=False),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.Column("actor_kind", sa.String, nullable=False),
+    sa.Column("actor_id", sa.String),
+    sa.Column("actor_name", sa.String),
+    # The two remaining Actor fields, so a stored row rebuilds the whole entry.
+    sa.Column("actor_on_behalf_of", sa.String),
+    sa.Column("actor_rule_id", sa.String),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("changes", sa.Text, nullable=False),  # JSON list of FieldChange
+    sa.Column("correlation_id", sa.String),
+    sa.Column("causation_id", sa.String),
+    # A tenant-scoped read API lists an account's conversation in order.
+    sa.Index("ix_timeline_entries_account_conversation", "account_id", "conversation_id",
+             "sequence"),
+    # `convotrail timeline CONVERSATION_ID` knows no account: without this index
+    # it would scan the table.
+    sa.Index("ix_timeline_entries_conversation", "conversation_id", "sequence"),
+)  # fmt: skip
+
+conversation_states = sa.Table(
+    "conversation_states",
+    metadata,
+    sa.Column("conversation_id", sa.String, primary_key=True),
+    sa.Column("account_id", sa.String, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("archived", sa.Boolean, nullable=False),
+    sa.Column("spam", sa.Boolean, nullable=False),
+    sa.Column("assignee_id", sa.String),
+    sa.Column("assignee_name", sa.String),
+    sa.Column("inbox_id", sa.String),
+    sa.Column("inbox_name", sa.String),
+    sa.Column("subject", sa.Text),
+    sa.Column("channel", sa.String),
+    sa.Column("brand", sa.String),
+    sa.Column("customer_id", sa.String),
+    sa.Column("customer_email", sa.String),
+    sa.Column("tags", sa.Text, nullable=False),  # JSON list, sorted like the record
+    sa.Column("merged_into", sa.String),
+    sa.Column("created_at", UtcDateTime),
+    sa.Column("last_event_id", sa.String, nullable=False),
+    sa.Column("last_event_at", UtcDateTime, nullable=False),
+    # When the sink wrote the row (its own clock), not event time: last_event_at is.
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    # The whole ConversationState as JSON: the columns above are for queries,
+    # this is what `Store.state` rebuilds the record from, so nothing is lost.
+    sa.Column("snapshot", sa.Text, nullable=False),
+    sa.Index("ix_conversation_states_account_status", "account_id", "status"),
+)
+
+sink_offsets = sa.Table(
+    "sink_offsets",
+    metadata,
+    sa.Column("consumer_group", sa.String, primary_key=True),
+    sa.Column("topic", sa.String, primary_key=True),
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("next_offset", sa.BigInteger, nullable=False),
+)
+
+
+def default_database_url(settings: Settings) -> str:
+    """The embedded default: one SQLite file in the convotrail home directory."""
+    return f"sqlite:///{settings.home / 'convotrail.db'}"
+
+
+def timeline_row(entry: TimelineEntry) -> dict[str, Any]:
+    return {
+        "event_id": entry.event_id,
+        "conversation_id": entry.conversation_id,
+        "account_id": entry.account_id,
+        "sequence": entry.sequence,
+        "type": entry.type.value,
+        "occurred_at": entry.occurred_at,
+        "actor_kind": entry.actor.kind.value,
+        "actor_id": entry.actor.id,
+        "actor_name": entry.actor.name,
+        "actor_on_behalf_of": entry.actor.on_behalf_of,
+        "actor_rule_id": entry.actor.rule_id,
+        "text": entry.text,
+        "changes": changes_to_json(entry.changes),
+        "correlation_id": entry.correlation_id,
+        "causation_id": entry.causation_id,
+    }
+
+
+def timeline_entry_from_row(row: sa.Row[Any]) -> TimelineEntry:
+    return TimelineEntry(
+        event_id=row.event_id,
+        conversation_id=row.conversation_id,
+        account_id=row.account_id,
+        sequence=row.sequence,
+        type=EventType(row.type),
+        occurred_at=row.occurred_at,
+        actor=Actor(
+            kind=ActorKind(row.actor_kind),
+            id=row.actor_id,
+            name=row.actor_name,
+            on_behalf_of=row.actor_on_behalf_of,
+            rule_id=row.actor_rule_id,
+        ),
+        text=row.text,
+        changes=changes_from_json(row.changes),
+        correlation_id=row.correlation_id,
+        causation_id=row.causation_id,
+    )
+
+
+def state_row(state: ConversationState, now: datetime) -> dict[str, Any]:
+    return {
+        "conversation_id": state.conversation_id,
+        "account_id": state.account_id,
+        "version": state.version,
+        "status": state.status.value,
+        "archived": state.archived,
+        "spam": state.spam,
+        "assignee_id": state.assignee.id if state.assignee else None,
+        "assignee_name": state.assignee.name if state.assignee else None,
+        "inbox_id": state.inbox.id if state.inbox else None,
+        "inbox_name": state.inbox.name if state.inbox else None,
+        "subject": state.subject,
+        "channel": state.channel.value if state.channel else None,
+        "brand": state.brand,
+        "customer_id": state.customer_id,
+        "customer_email": state.customer_email,
+        "tags": json.dumps(list(state.tags)),
+        "merged_into": state.merged_into,
+        "created_at": state.created_at,
+        "last_event_id": state.last_event_id,
+        "last_event_at": state.last_event_at,
+        "updated_at": now,
+        "snapshot": state_to_json(state),
+    }
+
+
+@dataclass(frozen=True)
+class AppliedBatch:
+    """What one `Store.apply` wrote, counted from the batch (not from rowcounts)."""
+
+    timeline_entries: int
+    state_writes: int
+    deletions: int
+    positions: int
+
+
+class Store:
+    """The sink database. Build it with `open_store`; close it (or use `with`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        # SQLite: take the write lock when the transaction starts, so two writers
+        # queue on busy_timeout instead of failing on a stale read snapshot.
+        self._writer = engine.execution_options(convotrail_begin="IMMEDIATE")
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    # -- writing ------------------------------------------------------------------
+
+    def apply(self, batch: SinkBatch, *, now: datetime | None = None) -> AppliedBatch:
+        """Write the batch's rows and positions in one transaction (all or nothing)."""
+        written_at = now or datetime.now(UTC)
+        entries = batch.timeline_entries
+        writes = batch.state_writes
+        positions = batch.next_offsets
+        with self._writer.begin() as connection:
+            if entries:
+                connection.execute(
+                    self._insert(timeline_entries).on_conflict_do_nothing(
+                        index_elements=["event_id"]
+                    ),
+                    [timeline_row(entry) for entry in entries],
+                )
+            deletions = [write.conversation_id for write in writes if write.delete_first]
+            if deletions:
+                connection.execute(
+                    sa.delete(conversation_states).where(
+                        conversation_states.c.conversation_id.in_(deletions)
+                    )
+                )
+            self._upsert_states(connection, writes, written_at)
+            self._write_positions(connection, batch.group, positions)
+        return AppliedBatch(len(entries), len(writes), len(deletions), len(positions))
+
+    def _upsert_states(
+        self, connection: Connection, writes: list[StateWrite], now: datetime
+    ) -> None:
+        rows = [state_row(write.state, now) for write in writes if write.state is not None]
+        if not rows:
+            return
+        statement = self._insert(conversation_states)
+        table = conversation_states
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.conversation_id],
+            set_={
+                column.name: statement.excluded[column.name]
+                for column in table.columns
+                if not column.primary_key
+            },
+            # Snapshots arrive out of order after a processor replay; an older or
+            # equal version never overwrites the stored one.
+            where=statement.excluded.version > table.c.version,
+        )
+        connection.execute(statement, rows)
+
+    def _write_positions(
+        self, connection: Connection, group: str, positions: dict[TopicPartition, int]
+    ) -> None:
+        if not positions:
+            return
+        statement = self._insert(sink_offsets)
+        statement = statement.on_conflict_do_update(
+            index_elements=[sink_offsets.c.consumer_group, sink_offsets.c.topic,
+                            sink_offsets.c.partition],
+            set_={"next_offset": statement.excluded.next_offset},
+        )  # fmt: skip
+        connection.execute(
+            statement,
+            [
+                {"consumer_group": group, "topic": topic, "partition": partition,
+                 "next_offset": next_offset}
+                for (topic, partition), next_offset in sorted(positions.items())
+            ],
+        )  # fmt: skip
+
+    # -- reading ------------------------------------------------------------------
+
+    def committed_offsets(self, group: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+        """The next offset to read per (topic, partition) of `group`, as the database says."""
+        wanted = sorted(set(topics))
+        query = sa.select(
+            sink_offsets.c.topic, sink_offsets.c.partition, sink_offsets.c.next_offset
+        ).where(sink_offsets.c.consumer_group == group, sink_offsets.c.topic.in_(wanted))
+        with self.engine.connect() as connection:
+            return {
+                (row.topic, row.partition): row.next_offset for row in connection.execute(query)
+            }
+
+    def timeline(
+        self, conversation_id: str, *, account_id: str | None = None
+    ) -> list[TimelineEntry]:
+        """A conversation's entries by sequence (event_id breaks ties, for a stable order)."""
+        table = timeline_entries
+        query = sa.select(table).where(table.c.conversation_id == conversation_id)
+        if account_id is not None:
+            query = query.where(table.c.account_id == account_id)
+        query = query.order_by(table.c.sequence, table.c.event_id)
+        with self.engine.connect() as connection:
+            return [timeline_entry_from_row(row) for row in connection.execute(query)]
+
+    def state(self, conversation_id: str) -> ConversationState | None:
+        query = sa.select(conversation_states.c.snapshot).where(
+            conversation_states.c.conversation_id == conversation_id
+        )
+        with self.engine.connect() as connection:
+            snapshot = connection.execute(query).scalar_one_or_none()
+        return None if snapshot is None else state_from_json(snapshot)
+
+    def count(self, table: sa.Table) -> int:
+        with self.engine.connect() as connection:
+            return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+# -- opening and migrating -----------------------------------------------------------
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        # env.py runs the migrations on this connection, inside its transaction.
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(connection: Connection) -> str | None:
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def _sqlite_path(url: sa.URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def create_store_engine(database_url: str) -> Engine:
+    """An Engine for the sink's database, with the per-dialect settings it relies on."""
+    try:
+        url = make_url(database_url)
+    except ArgumentError as exc:
+        raise UnsupportedDatabase(f"database URL {database_url!r} is not a URL: {exc}") from exc
+    dialect = url.get_backend_name()
+    if dialect not in SUPPORTED_DIALECTS:
+        raise UnsupportedDatabase(
+            f"database URL {url.render_as_string(hide_password=True)}: dialect {dialect!r} "
+            "is not supported; use sqlite:///PATH or postgresql+psycopg://..."
+        )
+    if dialect == "postgresql":
+        try:
+            # pool_pre_ping: a sink runs for weeks; a server restart must not
+            # turn into one failed batch per pooled connection.
+            return sa.create_engine(url, pool_pre_ping=True)
+        except NoSuchModuleError as exc:
+            raise UnsupportedDatabase(f"no driver for {url.drivername}: {exc}") from exc
+    path = _sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide where transactions begin: pysqlite
+        # would otherwise run DDL outside them, and a migration could half-apply.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL: CLI readers never block the sink and the sink never blocks them.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL may lose the last commits on power loss, never on a process
+        # crash; positions live in the same transactions, so a lost commit is
+        # simply read again from Kafka.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("convotrail_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def open_store(database_url: str, *, migrate: bool = True) -> Store:
+    """Open the sink database; by default create or upgrade its schema to the head revision.
+
+    With `migrate=False` (readers such as the CLI) nothing is changed, and a
+    database that is missing or not at the head revision is refused.
+    """
+    engine = create_store_engine(database_url)
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        if migrate:
+            with engine.execution_options(convotrail_begin="IMMEDIATE").begin() as connection:
+                before = current_revision(connection)
+                command.upgrade(alembic_config(connection), "head")
+                after = current_revision(connection)
+            if before != after:
+                log.info("sink database %s migrated from %s to %s", shown, before, after)
+        else:
+            if engine.dialect.name == "sqlite":
+                path = _sqlite_path(engine.url)
+                if path is not None and not path.exists():
+                    raise SchemaOutOfDate(
+                        f"no sink database at {path}: run the sink first (it creates it)"
+                    )
+            with engine.connect() as connection:
+                found = current_revision(connection)
+            expected = head_revision()
+            if found != expected:
+                raise SchemaOutOfDate(
+                    f"sink database {shown} is at schema revision {found or 'none'}, this "
+                    f"code reads revision {expected}: run the sink once to migrate it"
+                )
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise SinkError(f"sink database {shown}: {exc.__class__.__name__}: {exc}") from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine)
+
+
+@contextmanager
+def store_at(database_url: str, *, migrate: bool = True) -> Iterator[Store]:
+    store = open_store(database_url, migrate=migrate)
+    try:
+        yield store
+    finally:
+        store.close()
