@@ -1,0 +1,56 @@
+"""Run `convotrail worker` as a real process against the session's broker and registry."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from convotrail.settings import Settings
+
+
+def worker_env(settings: Settings, home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
+        SCHEMA_REGISTRY_URL=settings.registry_url,
+        CONVOTRAIL_TOPIC_PREFIX=settings.topics.prefix,
+        CONVOTRAIL_PARTITIONS=str(settings.partitions),
+        CONVOTRAIL_HOME=str(home),
+    )
+    return env
+
+
+def start_worker(
+    settings: Settings, home: Path, log_name: str = "worker.log"
+) -> subprocess.Popen[bytes]:
+    home.mkdir(parents=True, exist_ok=True)
+    log = (home / log_name).open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "convotrail", "worker", "--verbose"],
+        env=worker_env(settings, home), stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def stop_worker(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def running_worker(settings: Settings, home: Path) -> Iterator[subprocess.Popen[bytes]]:
+    process = start_worker(settings, home)
+    try:
+        yield process
+    finally:
+        stop_worker(process)
