@@ -287,12 +287,18 @@ def worker(memory: bool, verbose: bool) -> None:
 
     Start several to share the partitions; state moves with the partitions.
     """
+    from pathlib import Path
+
+    from processors.conversation.recovery import local_state_guard
     from processors.conversation.worker import WorkerOptions, create_app
 
     settings = _settings()
     app = create_app(settings, WorkerOptions(store="memory://" if memory else "rocksdb://"))
-    sys.argv = [sys.argv[0], "worker", "--loglevel", "info" if verbose else "warning"]
-    app.main()
+    level = "info" if verbose else "warning"
+    # faust starts its web server unless told not to; two workers on one host would clash.
+    sys.argv = [sys.argv[0], "worker", "--loglevel", level, "--without-web"]
+    with local_state_guard(Path(app.conf.tabledir)):
+        app.main()
 
 
 # -- sink ----------------------------------------------------------------------
