@@ -294,7 +294,7 @@ def worker(memory: bool, verbose: bool) -> None:
 
     settings = _settings()
     app = create_app(settings, WorkerOptions(store="memory://" if memory else "rocksdb://"))
-    level = "info" if verbose else "warning"
+    level = "info" if verbose else "warn"
     # faust starts its web server unless told not to; two workers on one host would clash.
     sys.argv = [sys.argv[0], "worker", "--loglevel", level, "--without-web"]
     with local_state_guard(Path(app.conf.tabledir)):

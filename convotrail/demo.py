@@ -1,21 +1,26 @@
 """`convotrail demo`: bring the local pipeline up and put demo traffic through it.
 
 It starts the local stack (unless an external cluster is configured), creates
-the topics, registers the schemas, publishes a generated history of realistic
-conversations with the producer SDK, reads it back from the broker, and says
-where everything is. Without `--once` it keeps publishing a new conversation
-every few seconds until Ctrl-C, then stops whatever it started.
+the topics, registers the schemas, starts a conversation worker and the SQL sink
+as child processes, publishes a generated history of realistic conversations
+with the producer SDK, waits until the sink has stored it, shows a few
+timelines from the database, and says where everything is. Without `--once` it
+keeps publishing a new conversation every few seconds until Ctrl-C, then stops
+whatever it started (worker, sink, and the stack if it started it).
 """
 
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 
 from confluent_kafka import Consumer, TopicPartition
@@ -27,7 +32,7 @@ from convotrail.settings import Settings
 from convotrail.stack import LocalStack
 from convotrail.topics import admin_client, ensure_topics, topic_specs
 from schemas.codecs import ModelCodec
-from schemas.model import ConversationEvent
+from schemas.model import ConversationEvent, TimelineEntry
 from schemas.registration import register_contract
 from schemas.registry import Registry
 from schemas.serde import AvroSerde
@@ -85,15 +90,75 @@ def read_back(
     return events
 
 
+def _start_child(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "convotrail", *args],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _stored_timeline(database_url: str, conversation_id: str) -> list[TimelineEntry]:
+    from connectors.sink.errors import SinkError
+    from connectors.sink.query import load_timeline
+
+    try:
+        return load_timeline(database_url, conversation_id)
+    except SinkError:  # no database or no rows yet
+        return []
+
+
+def _wait_for_sink(database_url: str, expected: dict[str, int], timeout: float, echo: Echo) -> bool:
+    """Until every sampled conversation has its expected number of stored entries."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(len(_stored_timeline(database_url, c)) >= n for c, n in expected.items()):
+            return True
+        time.sleep(1.0)
+    echo("  the sink has not stored everything yet; see the worker and sink logs")
+    return False
+
+
 def _describe(event: ConversationEvent) -> str:
     who = event.actor.name or event.actor.kind.value.lower()
     return f"{event.occurred_at:%Y-%m-%d %H:%M:%S}  {event.type.value:<22} by {who}"
 
 
+def _expected_entries(events: list[ConversationEvent], conversation_id: str) -> int:
+    """Timeline entries the worker will store for one conversation (its own events)."""
+    from processors.conversation.core import evolve
+
+    memory, count = None, 0
+    for event in events:
+        if event.conversation_id == conversation_id:
+            memory, outputs = evolve(memory, event, event.occurred_at)
+            count += len(outputs.timeline)
+    return count
+
+
 def run_demo(settings: Settings, once: bool, conversations: int, echo: Echo) -> None:
+    from connectors.sink.query import render_timeline_text
+    from connectors.sink.store import default_database_url
+
     local = LocalStack(settings) if settings.uses_local_stack else None
     started_here = local is not None and not local.is_running()
     previous = signal.signal(signal.SIGTERM, _raise_stop)
+    children: list[subprocess.Popen[bytes]] = []
+    logs = settings.home / "logs"
+    database_url = default_database_url(settings)
     try:
         if local is not None:
             echo("Starting the local stack (the first run fetches Kafka and the registry) ...")
@@ -103,6 +168,9 @@ def run_demo(settings: Settings, once: bool, conversations: int, echo: Echo) -> 
         registry = Registry(settings.registry_url)
         for done in register_contract(registry, settings.topics):
             echo(f"Schema registered: {done.subject} (id {done.schema_id}, {done.compatibility})")
+        echo("Starting a conversation worker and the SQL sink ...")
+        children.append(_start_child(["worker"], logs / "worker.log"))
+        children.append(_start_child(["sink", "--database-url", database_url], logs / "sink.log"))
         events = recent_history(DEMO_SEED, conversations, datetime.now(UTC))
         echo(f"Publishing {len(events)} events of {conversations} generated conversations:")
         with EventPublisher(settings, registry=registry) as publisher:
@@ -112,15 +180,22 @@ def run_demo(settings: Settings, once: bool, conversations: int, echo: Echo) -> 
             echo(f"  {len(reports)} events acknowledged in {seconds:.1f} s")
             received = read_back(settings, reports)
             echo(f"{len(received)} of {len(events)} events came back through the broker:")
-            for event_type, count in Counter(e.type.value for e in received).most_common(8):
+            for event_type, count in Counter(e.type.value for e in received).most_common(6):
                 echo(f"  {count:>6}  {event_type}")
-            sample = received[0].conversation_id if received else None
-            if sample is not None:
-                echo(f"The events of conversation {sample}:")
-                for event in sorted(received, key=lambda e: e.occurred_at):
-                    if event.conversation_id == sample:
-                        echo(f"  {_describe(event)}")
+            samples = list(dict.fromkeys(e.conversation_id for e in events))[:3]
+            expected = {c: _expected_entries(events, c) for c in samples}
+            echo("Waiting for the worker and the sink to store the timelines ...")
+            _wait_for_sink(database_url, expected, timeout=180, echo=echo)
+            for conversation_id in samples:
+                entries = _stored_timeline(database_url, conversation_id)
+                echo(f"Timeline of {conversation_id} ({len(entries)} entries, from the database):")
+                for line in render_timeline_text(entries).splitlines()[:12]:
+                    echo(f"  {line}")
             _where_to_look(settings, local, echo)
+            echo(f"  Worker and sink logs     {logs}")
+            echo(f"  Database                 {database_url}")
+            echo(f"  Read it                  convotrail timeline {samples[0]}")
+            echo("")
             if once:
                 return
             echo("Publishing a new conversation every 3 seconds; press Ctrl-C to stop.")
@@ -135,6 +210,9 @@ def run_demo(settings: Settings, once: bool, conversations: int, echo: Echo) -> 
         echo("\nStopping ...")
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _stop_children(children)
+        if children:
+            echo("  worker and sink stopped")
         if local is not None and started_here:
             for line in local.stop():
                 echo(f"  {line}")

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,17 +13,18 @@ from convotrail.settings import Settings
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_once_sends_records_and_reads_them_back(settings: Settings) -> None:
+def test_demo_once_runs_the_whole_slice(settings: Settings, tmp_path: Path) -> None:
     env = dict(os.environ)
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
         SCHEMA_REGISTRY_URL=settings.registry_url,
         CONVOTRAIL_TOPIC_PREFIX=settings.topics.prefix,
         CONVOTRAIL_PARTITIONS=str(settings.partitions),
+        CONVOTRAIL_HOME=str(tmp_path / "home"),
     )
     result = subprocess.run(
         [sys.executable, "-m", "convotrail", "demo", "--once", "--conversations", "20"],
-        capture_output=True, text=True, timeout=120, env=env, check=False,
+        capture_output=True, text=True, timeout=400, env=env, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     published = re.search(r"Publishing (\d+) events of 20 generated conversations", result.stdout)
@@ -33,5 +35,13 @@ def test_demo_once_sends_records_and_reads_them_back(settings: Settings) -> None
     assert f"{count} of {count} events came back through the broker" in result.stdout
     assert "CONVERSATION_CREATED" in result.stdout
     assert f"Schema registered: {settings.topics.conversation_events}-value" in result.stdout
+    # The worker and the sink ran: timelines were read back from the SQLite database.
+    assert "Timeline of cnv-7-000000" in result.stdout
+    assert "started this conversation by" in result.stdout
+    assert "the sink has not stored everything yet" not in result.stdout
+    assert "worker and sink stopped" in result.stdout
+    assert (tmp_path / "home" / "convotrail.db").exists()
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "home")], capture_output=True)
+    assert leftovers.stdout == b""
     assert f"Kafka bootstrap servers  {settings.bootstrap_servers}" in result.stdout
     assert f"{settings.topics.conversation_events}" in result.stdout
