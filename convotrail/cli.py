@@ -279,10 +279,24 @@ def demo_events(seed: int, conversations: int, start: Any, output: str) -> None:
     click.echo(f"{len(events)} events of {conversations} conversations", err=True)
 
 
+_METRICS_PORT = click.option(
+    "--metrics-port", type=int, default=None, envvar="CONVOTRAIL_METRICS_PORT",
+    help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.",
+)  # fmt: skip
+
+
+def _serve_metrics(port: int | None) -> None:
+    if port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr="127.0.0.1")
+
+
 @main.command()
 @click.option("--memory", is_flag=True, help="In-memory table store instead of RocksDB.")
 @click.option("--verbose", is_flag=True, help="faust's INFO logs.")
-def worker(memory: bool, verbose: bool) -> None:
+@_METRICS_PORT
+def worker(memory: bool, verbose: bool, metrics_port: int | None) -> None:
     """Run a conversation worker: state, timeline and dead letters from conversation-events.
 
     Start several to share the partitions; state moves with the partitions.
@@ -293,6 +307,7 @@ def worker(memory: bool, verbose: bool) -> None:
     from processors.conversation.worker import WorkerOptions, create_app
 
     settings = _settings()
+    _serve_metrics(metrics_port)
     app = create_app(settings, WorkerOptions(store="memory://" if memory else "rocksdb://"))
     level = "info" if verbose else "warn"
     # faust starts its web server unless told not to; two workers on one host would clash.
@@ -329,6 +344,7 @@ def _database_url(settings: Settings, database_url: str | None) -> str:
     help="Exit after this long without a record (default: run until stopped).",
 )  # fmt: skip
 @click.option("--verbose", is_flag=True, help="INFO logs (assignments, migrations, DLQ).")
+@_METRICS_PORT
 @_one_line_errors
 def sink(
     database_url: str | None,
@@ -337,6 +353,7 @@ def sink(
     batch_timeout: float,
     max_idle_seconds: float | None,
     verbose: bool,
+    metrics_port: int | None,
 ) -> None:
     """Write conversation-timeline and conversation-state to SQL, exactly once.
 
@@ -348,6 +365,7 @@ def sink(
     from connectors.sink.runner import LOG_FORMAT, run_until_signalled
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT)
+    _serve_metrics(metrics_port)
     settings = _settings()
     stats = run_until_signalled(
         settings,

@@ -42,6 +42,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
+from prometheus_client import Counter, Histogram
 
 from connectors.sink.batch import SinkBatch
 from connectors.sink.errors import DeadLetterFailed, RefusedRecord, SinkError, UnkeyedTombstone
@@ -59,6 +60,11 @@ from schemas.headers import (
     DLQ_SOURCE_TOPIC,
 )
 from schemas.model import ConversationState, TimelineEntry
+
+# Prometheus metrics (exposed with `convotrail sink --metrics-port`).
+ROWS = Counter("convotrail_sink_records_total", "Records written to the database", ["kind"])
+DEAD_LETTERED = Counter("convotrail_sink_dlq_total", "Records the sink sent to a DLQ")
+BATCH_SECONDS = Histogram("convotrail_sink_batch_seconds", "Database transaction time per batch")
 from schemas.registry import Registry
 from schemas.serde import AvroSerde
 
@@ -257,6 +263,7 @@ class _SinkLoop:
             except BufferError:
                 self.producer.poll(0.05)
         self.stats.dead_lettered += 1
+        DEAD_LETTERED.inc()
         self.stats.dlq_by_topic[target] = self.stats.dlq_by_topic.get(target, 0) + 1
 
     # -- committing: numbered steps, each needs the one before -----------------------
@@ -273,7 +280,11 @@ class _SinkLoop:
                 failures = "; ".join(self._dlq_failures) or f"{remaining} still in flight"
                 raise DeadLetterFailed(f"dead-lettering failed, nothing committed: {failures}")
         # 2. Rows and positions in one database transaction: the commit point.
+        started = time.perf_counter()
         self.store.apply(batch, now=datetime.now(UTC))
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+        ROWS.labels("timeline").inc(batch.timeline_records)
+        ROWS.labels("state").inc(batch.state_records)
         self.batch = SinkBatch(self.group_id)
         self.stats.batches += 1
         self.stats.timeline_entries += batch.timeline_records

@@ -5,11 +5,13 @@ same history (tests/support/oracle.py) and with hand-written expectations."""
 from __future__ import annotations
 
 import dataclasses
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from prometheus_client import start_http_server
 
 from connectors.publisher import GUARANTEES, EventPublisher
 from connectors.sink.runner import run_sink
@@ -23,6 +25,7 @@ from schemas.registry import Registry
 from schemas.validation import event_from_json
 from tests.support.kafka import consume
 from tests.support.oracle import NOW, expected_outcome
+from tests.support.ports import free_ports
 from tests.support.postgres import PostgresServer
 from tests.support.worker import running_worker
 
@@ -72,11 +75,21 @@ def test_history_lands_in_both_databases_exactly_as_the_core_says(
         raw.produce(topics.topics.conversation_events, key=b"cnv-1042", value=garbage)
     assert raw.flush(30) == 0
 
-    with running_worker(topics, tmp_path / "worker") as worker:
+    (metrics_port,) = free_ports(1)
+    with running_worker(topics, tmp_path / "worker", metrics_port=metrics_port) as worker:
         consume(topics, topics.topics.conversation_timeline, len(expected.timeline), timeout=120)
         dead = consume(topics, topics.topics.conversation_events_dlq,
                        len(expected.rejections) + 2, timeout=60, settle=1.0)  # fmt: skip
         assert worker.poll() is None
+        # Ops scrape the worker: its counters agree with what happened.
+        metrics = _scrape(metrics_port)
+        assert metrics['convotrail_conversation_events_total{outcome="rejected"}'] == len(
+            expected.rejections
+        )
+        assert metrics['convotrail_conversation_dlq_total{reason="bad-magic-byte"}'] == 1
+        assert metrics['convotrail_conversation_outputs_total{topic="timeline"}'] == len(
+            expected.timeline
+        )
     reasons = sorted(dict(d.headers() or [])["dlq.error"].decode().split(":")[0] for d in dead)
     assert reasons == sorted(
         [r.reason for r in expected.rejections] + ["bad-magic-byte", "truncated-record"]
@@ -107,3 +120,21 @@ def test_history_lands_in_both_databases_exactly_as_the_core_says(
             source = store.state("cnv-1042")
         assert target is not None and "cnv-1042" in target.merged_from
         assert source is not None and source.merged_into == "cnv-0977"
+    # The sink's counters (this process ran both sinks) add up to both databases' rows.
+    (sink_port,) = free_ports(1)
+    start_http_server(sink_port, addr="127.0.0.1")
+    sink_metrics = _scrape(sink_port)
+    assert sink_metrics['convotrail_sink_records_total{kind="timeline"}'] >= 2 * len(
+        expected.timeline
+    )
+
+
+def _scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values

@@ -26,13 +26,16 @@ def worker_env(settings: Settings, home: Path) -> dict[str, str]:
 
 
 def start_worker(
-    settings: Settings, home: Path, log_name: str = "worker.log"
+    settings: Settings, home: Path, log_name: str = "worker.log", metrics_port: int | None = None
 ) -> subprocess.Popen[bytes]:
     home.mkdir(parents=True, exist_ok=True)
     log = (home / log_name).open("ab")
+    env = worker_env(settings, home)
+    if metrics_port is not None:
+        env["CONVOTRAIL_METRICS_PORT"] = str(metrics_port)
     return subprocess.Popen(
         [sys.executable, "-m", "convotrail", "worker", "--verbose"],
-        env=worker_env(settings, home), stdout=log, stderr=subprocess.STDOUT,
+        env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
 
@@ -48,8 +51,10 @@ def stop_worker(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None
 
 
 @contextlib.contextmanager
-def running_worker(settings: Settings, home: Path) -> Iterator[subprocess.Popen[bytes]]:
-    process = start_worker(settings, home)
+def running_worker(
+    settings: Settings, home: Path, metrics_port: int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    process = start_worker(settings, home, metrics_port=metrics_port)
     try:
         yield process
     finally:
