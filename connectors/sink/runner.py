@@ -60,15 +60,15 @@ from schemas.headers import (
     DLQ_SOURCE_TOPIC,
 )
 from schemas.model import ConversationState, TimelineEntry
+from schemas.registry import Registry
+from schemas.serde import AvroSerde
+
+log = logging.getLogger(__name__)
 
 # Prometheus metrics (exposed with `convotrail sink --metrics-port`).
 ROWS = Counter("convotrail_sink_records_total", "Records written to the database", ["kind"])
 DEAD_LETTERED = Counter("convotrail_sink_dlq_total", "Records the sink sent to a DLQ")
 BATCH_SECONDS = Histogram("convotrail_sink_batch_seconds", "Database transaction time per batch")
-from schemas.registry import Registry
-from schemas.serde import AvroSerde
-
-log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "convotrail-sink"
 
