@@ -295,20 +295,58 @@ def _serve_metrics(port: int | None) -> None:
 @main.command()
 @click.option("--memory", is_flag=True, help="In-memory table store instead of RocksDB.")
 @click.option("--verbose", is_flag=True, help="faust's INFO logs.")
+@click.option(
+    "--timers/--no-timers",
+    default=True,
+    envvar="CONVOTRAIL_TIMERS",
+    help="Fire reminders and auto-resolve stale chats (default on). Env: CONVOTRAIL_TIMERS.",
+)
+@click.option(
+    "--timer-policy",
+    "policy_path",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="CONVOTRAIL_TIMER_POLICY",
+    help="JSON file: inactivity timeouts per channel and account, reminder rules "
+    "(docs/state-machine.md). Env: CONVOTRAIL_TIMER_POLICY.",
+)
+@click.option(
+    "--replay",
+    is_flag=True,
+    help="Replay mode: timers fire in event time, so re-processing history "
+    "yields the same timeline.",
+)
 @_METRICS_PORT
-def worker(memory: bool, verbose: bool, metrics_port: int | None) -> None:
-    """Run a conversation worker: state, timeline and dead letters from conversation-events.
+def worker(
+    memory: bool,
+    verbose: bool,
+    timers: bool,
+    policy_path: str | None,
+    replay: bool,
+    metrics_port: int | None,
+) -> None:
+    """Run a conversation worker: state, timeline, timers and dead letters from
+    conversation-events.
 
-    Start several to share the partitions; state moves with the partitions.
+    Start several to share the partitions; state (and its timers) moves with them.
     """
+    import json
     from pathlib import Path
 
     from processors.conversation.recovery import local_state_guard
+    from processors.conversation.timers import TimerPolicy, policy_from_json
     from processors.conversation.worker import WorkerOptions, create_app
 
     settings = _settings()
+    policy = TimerPolicy()
+    if policy_path is not None:
+        try:
+            policy = policy_from_json(json.loads(Path(policy_path).read_text()))
+        except (ValueError, json.JSONDecodeError) as exc:
+            raise click.ClickException(f"timer policy {policy_path}: {exc}") from None
     _serve_metrics(metrics_port)
-    app = create_app(settings, WorkerOptions(store="memory://" if memory else "rocksdb://"))
+    options = WorkerOptions(store="memory://" if memory else "rocksdb://", timers=timers,
+                            timer_policy=policy, replay=replay)  # fmt: skip
+    app = create_app(settings, options)
     level = "info" if verbose else "warn"
     # faust starts its web server unless told not to; two workers on one host would clash.
     sys.argv = [sys.argv[0], "worker", "--loglevel", level, "--without-web"]

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from processors.conversation import timers
 from processors.conversation.narration import narrate
 from schemas import model as m
 
@@ -300,6 +301,34 @@ def _reminder_added(state: State, event: m.ConversationEvent) -> State:
     return _replace(state, pending_reminders=_sorted_reminders((*kept, reminder)))
 
 
+def _reminder_triggered(state: State, event: m.ConversationEvent) -> State:
+    # Only the reminder that armed the timer: cancelled (or cancelled and re-added
+    # under the same id, which makes a new reminder) before the trigger was applied,
+    # the trigger is stale and changes nothing.
+    p = event.payload
+    assert isinstance(p, m.ReminderTriggered)
+    remaining = tuple(
+        r for r in state.pending_reminders
+        if not (r.reminder_id == p.reminder_id and r.added_event_id == event.causation_id)
+    )  # fmt: skip
+    if len(remaining) == len(state.pending_reminders):
+        raise _NoChange
+    return _replace(state, pending_reminders=remaining)
+
+
+def _auto_resolved(state: State, event: m.ConversationEvent) -> State:
+    # The timer that fired must be the one the state arms now: activity after it
+    # was armed (even one millisecond before it fired) re-armed another, and a
+    # hold, a resolution, an archive... disarmed it. Then the event changes nothing.
+    p = event.payload
+    assert isinstance(p, m.AutoResolved)
+    if p.timer_id.startswith(timers.AUTO_RESOLVE) and (
+        p.timer_id != timers.auto_resolve_timer_id(state) or state.archived or state.spam
+    ):
+        raise _NoChange
+    return _auto_resolve(state, event)
+
+
 def _reminder_removed(state: State, event: m.ConversationEvent) -> State:
     reminder_id = getattr(event.payload, "reminder_id", None)
     remaining = tuple(r for r in state.pending_reminders if r.reminder_id != reminder_id)
@@ -329,7 +358,7 @@ TRANSITIONS: dict[m.EventType, Transition] = {
     m.EventType.NOTE_UNPINNED: _note_unpinned,
     m.EventType.MERGED: _merged,
     m.EventType.MERGE_RECEIVED: _merge_received,
-    m.EventType.AUTO_RESOLVED: _auto_resolve,
+    m.EventType.AUTO_RESOLVED: _auto_resolved,
     m.EventType.ATTACHMENT_DELETED: _touch,
     m.EventType.DELIVERY_FAILED: _touch,
     m.EventType.BOUNCE_DETECTED: _touch,
@@ -338,16 +367,16 @@ TRANSITIONS: dict[m.EventType, Transition] = {
     m.EventType.SUBJECT_EDITED: _subject_edited,
     m.EventType.REMINDER_ADDED: _reminder_added,
     m.EventType.REMINDER_CANCELLED: _reminder_removed,
-    m.EventType.REMINDER_TRIGGERED: _reminder_removed,
+    m.EventType.REMINDER_TRIGGERED: _reminder_triggered,
     m.EventType.CUSTOMER_MARKED_SPAM: _touch,
     m.EventType.CSAT_SURVEY_SENT: _touch,
     m.EventType.MESSAGE_SENT: _touch,
     m.EventType.MESSAGE_DELIVERED: _touch,
     m.EventType.MESSAGE_VIEWED: _touch,
 }
-# A fired reminder is removed; if it was cancelled meanwhile, the trigger still
-# belongs in the audit trail, so a trigger never counts as a no-op.
-_ALWAYS_RENDERED = frozenset({m.EventType.REMINDER_TRIGGERED})
+# Events rendered even when they change nothing (none at present: a stale timer
+# event is a no-op, see _reminder_triggered and _auto_resolved).
+_ALWAYS_RENDERED: frozenset[m.EventType] = frozenset()
 
 
 def _created(event: m.ConversationEvent) -> State:
@@ -513,8 +542,12 @@ def _apply(memory: Memory, event: m.ConversationEvent, out: _Collector) -> Memor
     except _Refused as refused:
         out.rejections.append(Rejection(event, refused.reason, refused.message))
         return Memory(state, seen)
+    # The latest event by event time, not the last one applied: a derived event from
+    # another partition (merge received) lands in this log at a position that depends
+    # on timing, and the state must not.
+    latest = max((after.last_event_at, after.last_event_id), (event.occurred_at, event.event_id))
     after = _replace(after, version=(before.version if before else 0) + 1,
-                     last_event_id=event.event_id, last_event_at=event.occurred_at)  # fmt: skip
+                     last_event_at=latest[0], last_event_id=latest[1])  # fmt: skip
     out.applied += 1
     # A message that is half of a compound action (reply-and-archive, reply-and-
     # reopen) shares the action's correlation_id: the action renders the one entry.

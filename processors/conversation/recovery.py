@@ -1,12 +1,12 @@
 """Crash safety for the RocksDB table store.
 
-faust writes table values to RocksDB as the agent sets them, outside the Kafka
-transaction that commits the changelog, the outputs and the offsets together.
-After a worker is killed, RocksDB can therefore hold memories of events whose
-outputs were aborted; trusting it would treat those events as duplicates on
-reprocessing and lose their outputs. So a marker file says "a worker is running
+faust writes table values to RocksDB as the agent sets them, before the
+changelog has them and before the offsets are committed. After a worker is
+killed, RocksDB can therefore hold memories the changelog never got, of events
+that will be reprocessed; trusting it would treat those events as duplicates
+and lose whatever of their outputs did not reach Kafka. So a marker file says "a worker is running
 on this store": present at start means the last run did not stop cleanly, and
-the local store is wiped and rebuilt from the changelog, read committed.
+the local store is wiped and rebuilt from the changelog.
 A clean stop (SIGTERM, Ctrl-C) removes the marker and keeps the fast restart.
 """
 

@@ -13,7 +13,13 @@ from pathlib import Path
 from convotrail.settings import Settings
 
 
-def worker_env(settings: Settings, home: Path) -> dict[str, str]:
+def worker_env(
+    settings: Settings, home: Path, timers: bool = False, timer_policy: Path | None = None
+) -> dict[str, str]:
+    """The environment of a worker process. Timers are off unless asked for: the
+    generated histories lie in the past, so their timers would all fire at once and
+    the oracle (the core without timers) would not match; tests/integration/
+    test_timers.py runs them."""
     env = dict(os.environ)
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
@@ -21,16 +27,24 @@ def worker_env(settings: Settings, home: Path) -> dict[str, str]:
         CONVOTRAIL_TOPIC_PREFIX=settings.topics.prefix,
         CONVOTRAIL_PARTITIONS=str(settings.partitions),
         CONVOTRAIL_HOME=str(home),
+        CONVOTRAIL_TIMERS="true" if timers else "false",
     )
+    if timer_policy is not None:
+        env["CONVOTRAIL_TIMER_POLICY"] = str(timer_policy)
     return env
 
 
 def start_worker(
-    settings: Settings, home: Path, log_name: str = "worker.log", metrics_port: int | None = None
+    settings: Settings,
+    home: Path,
+    log_name: str = "worker.log",
+    metrics_port: int | None = None,
+    timers: bool = False,
+    timer_policy: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     home.mkdir(parents=True, exist_ok=True)
     log = (home / log_name).open("ab")
-    env = worker_env(settings, home)
+    env = worker_env(settings, home, timers, timer_policy)
     if metrics_port is not None:
         env["CONVOTRAIL_METRICS_PORT"] = str(metrics_port)
     return subprocess.Popen(
@@ -52,9 +66,14 @@ def stop_worker(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None
 
 @contextlib.contextmanager
 def running_worker(
-    settings: Settings, home: Path, metrics_port: int | None = None
+    settings: Settings,
+    home: Path,
+    metrics_port: int | None = None,
+    timers: bool = False,
+    timer_policy: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    process = start_worker(settings, home, metrics_port=metrics_port)
+    process = start_worker(settings, home, metrics_port=metrics_port, timers=timers,
+                           timer_policy=timer_policy)  # fmt: skip
     try:
         yield process
     finally:
