@@ -37,6 +37,8 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.producer_throughput
+	$(BIN)/python -m bench.pipeline_throughput --profile
+	$(BIN)/python -m bench.timer_lateness
 
 stack-start: $(STAMP)
 	$(BIN)/convotrail stack start

@@ -312,6 +312,7 @@ def _serve_metrics(port: int | None) -> None:
 @click.option(
     "--replay",
     is_flag=True,
+    envvar="CONVOTRAIL_REPLAY",
     help="Replay mode: timers fire in event time, so re-processing history "
     "yields the same timeline.",
 )

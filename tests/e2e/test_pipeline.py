@@ -48,6 +48,18 @@ def scripted_history() -> list[m.ConversationEvent]:
         event_from_json(dict(raw, conversation_id="cnv-0977") if name in moved else raw, NOW)
         for name, raw in EXAMPLES.items()
     ]
+    # A trigger applies only to the reminder it was fired for (causation = the add):
+    # the script adds rem-2, which the example trigger fires.
+    trigger = next(e for e in examples if e.type is m.EventType.REMINDER_TRIGGERED)
+    assert isinstance(trigger.payload, m.ReminderTriggered)
+    add_rem_2 = dataclasses.replace(
+        next(e for e in examples if e.type is m.EventType.REMINDER_ADDED),
+        event_id="evt-add-rem-2",
+        payload=m.ReminderAdded(reminder_id="rem-2", due_at=trigger.payload.due_at,
+                                for_staff=trigger.payload.for_staff, note=trigger.payload.note),
+    )  # fmt: skip
+    at = examples.index(trigger)
+    examples[at : at + 1] = [add_rem_2, dataclasses.replace(trigger, causation_id="evt-add-rem-2")]
     others = [_created("cnv-0977", "EMAIL"), _created("cnv-2001", "CHAT"),
               _created("cnv-2002", "CHAT")]  # fmt: skip
     busy = TrafficProfile(accounts=2, duplicate_merge_share=0.6, returning_customer_share=0.7)

@@ -14,7 +14,11 @@ from convotrail.settings import Settings
 
 
 def worker_env(
-    settings: Settings, home: Path, timers: bool = False, timer_policy: Path | None = None
+    settings: Settings,
+    home: Path,
+    timers: bool = False,
+    timer_policy: Path | None = None,
+    replay: bool = False,
 ) -> dict[str, str]:
     """The environment of a worker process. Timers are off unless asked for: the
     generated histories lie in the past, so their timers would all fire at once and
@@ -28,6 +32,7 @@ def worker_env(
         CONVOTRAIL_PARTITIONS=str(settings.partitions),
         CONVOTRAIL_HOME=str(home),
         CONVOTRAIL_TIMERS="true" if timers else "false",
+        CONVOTRAIL_REPLAY="true" if replay else "false",
     )
     if timer_policy is not None:
         env["CONVOTRAIL_TIMER_POLICY"] = str(timer_policy)
@@ -41,10 +46,11 @@ def start_worker(
     metrics_port: int | None = None,
     timers: bool = False,
     timer_policy: Path | None = None,
+    replay: bool = False,
 ) -> subprocess.Popen[bytes]:
     home.mkdir(parents=True, exist_ok=True)
     log = (home / log_name).open("ab")
-    env = worker_env(settings, home, timers, timer_policy)
+    env = worker_env(settings, home, timers, timer_policy, replay)
     if metrics_port is not None:
         env["CONVOTRAIL_METRICS_PORT"] = str(metrics_port)
     return subprocess.Popen(
@@ -71,9 +77,10 @@ def running_worker(
     metrics_port: int | None = None,
     timers: bool = False,
     timer_policy: Path | None = None,
+    replay: bool = False,
 ) -> Iterator[subprocess.Popen[bytes]]:
     process = start_worker(settings, home, metrics_port=metrics_port, timers=timers,
-                           timer_policy=timer_policy)  # fmt: skip
+                           timer_policy=timer_policy, replay=replay)  # fmt: skip
     try:
         yield process
     finally:
