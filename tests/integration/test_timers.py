@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from schemas.registration import register_contract
 from schemas.registry import Registry
 from schemas.serde import AvroSerde
 from tests.support.kafka import consume
+from tests.support.ports import free_ports
 from tests.support.waiting import wait_until
 from tests.support.worker import running_worker, start_worker, stop_worker
 
@@ -57,6 +59,16 @@ class History:
         return self(conversation_id, m.MessageAdded(
             message_id=f"msg-{self.number}", direction=m.MessageDirection.OUTBOUND,
             visibility=m.MessageVisibility.REPLY, channel=m.Channel.CHAT), at)  # fmt: skip
+
+
+def _scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    return {
+        name: float(value)
+        for name, _, value in (line.rpartition(" ") for line in lines if not line.startswith("#"))
+        if name
+    }
 
 
 def _publish(settings: Settings, events: list[m.ConversationEvent]) -> None:
@@ -123,7 +135,9 @@ def test_a_stale_chat_is_auto_resolved_by_the_assistant(topics: Settings, tmp_pa
     chat = {"waiting_on_customer_seconds": 6, "waiting_on_staff_seconds": None}
     policy.write_text(json.dumps({"channels": {"CHAT": chat}}))
     h = History()
-    with running_worker(topics, tmp_path / "worker", timers=True, timer_policy=policy):
+    port = free_ports(1)[0]
+    with running_worker(topics, tmp_path / "worker", timers=True, timer_policy=policy,
+                        metrics_port=port):  # fmt: skip
         now = datetime.now(UTC)
         idle = h.staff_reply("cnv-idle", now)  # waiting on the customer: 6 s
         waiting = [h.created("cnv-waits", m.Channel.CHAT, now)]  # waiting on staff: never
@@ -131,6 +145,11 @@ def test_a_stale_chat_is_auto_resolved_by_the_assistant(topics: Settings, tmp_pa
         (resolved,) = _wait_for(topics, m.EventType.AUTO_RESOLVED, 1, timeout=90)
         wait_until(lambda: any(e.event_id == resolved.event_id for e in _timeline(topics)),
                    timeout=30, what="the auto-resolve timeline entry")  # fmt: skip
+        # Ops see it: the timer counters and the lateness histogram on /metrics.
+        metrics = _scrape(port)
+        assert metrics['convotrail_timers_fired_total{kind="AUTO_RESOLVED"}'] == 1
+        assert metrics["convotrail_timer_lateness_seconds_count"] == 1
+        assert metrics["convotrail_timers_pending"] == 0  # resolved: nothing armed
     assert resolved.conversation_id == "cnv-idle"
     assert resolved.actor.kind is m.ActorKind.ASSISTANT
     assert isinstance(resolved.payload, m.AutoResolved) and resolved.payload.idle_minutes == 1
