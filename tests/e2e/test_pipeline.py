@@ -5,7 +5,6 @@ same history (tests/support/oracle.py) and with hand-written expectations."""
 from __future__ import annotations
 
 import dataclasses
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from schemas.registration import register_contract
 from schemas.registry import Registry
 from schemas.validation import event_from_json
 from tests.support.kafka import consume
+from tests.support.metrics import scrape
 from tests.support.oracle import NOW, expected_outcome
 from tests.support.ports import free_ports
 from tests.support.postgres import PostgresServer
@@ -94,7 +94,7 @@ def test_history_lands_in_both_databases_exactly_as_the_core_says(
                        len(expected.rejections) + 2, timeout=60, settle=1.0)  # fmt: skip
         assert worker.poll() is None
         # Ops scrape the worker: its counters agree with what happened.
-        metrics = _scrape(metrics_port)
+        metrics = scrape(metrics_port)
         assert metrics['convotrail_conversation_events_total{outcome="rejected"}'] == len(
             expected.rejections
         )
@@ -135,18 +135,7 @@ def test_history_lands_in_both_databases_exactly_as_the_core_says(
     # The sink's counters (this process ran both sinks) add up to both databases' rows.
     (sink_port,) = free_ports(1)
     start_http_server(sink_port, addr="127.0.0.1")
-    sink_metrics = _scrape(sink_port)
+    sink_metrics = scrape(sink_port)
     assert sink_metrics['convotrail_sink_records_total{kind="timeline"}'] >= 2 * len(
         expected.timeline
     )
-
-
-def _scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values

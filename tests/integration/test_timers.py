@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from schemas.registration import register_contract
 from schemas.registry import Registry
 from schemas.serde import AvroSerde
 from tests.support.kafka import consume
+from tests.support.metrics import scrape
 from tests.support.ports import free_ports
 from tests.support.waiting import wait_until
 from tests.support.worker import running_worker, start_worker, stop_worker
@@ -59,16 +59,6 @@ class History:
         return self(conversation_id, m.MessageAdded(
             message_id=f"msg-{self.number}", direction=m.MessageDirection.OUTBOUND,
             visibility=m.MessageVisibility.REPLY, channel=m.Channel.CHAT), at)  # fmt: skip
-
-
-def _scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        lines = response.read().decode().splitlines()
-    return {
-        name: float(value)
-        for name, _, value in (line.rpartition(" ") for line in lines if not line.startswith("#"))
-        if name
-    }
 
 
 def _publish(settings: Settings, events: list[m.ConversationEvent]) -> None:
@@ -146,7 +136,7 @@ def test_a_stale_chat_is_auto_resolved_by_the_assistant(topics: Settings, tmp_pa
         wait_until(lambda: any(e.event_id == resolved.event_id for e in _timeline(topics)),
                    timeout=30, what="the auto-resolve timeline entry")  # fmt: skip
         # Ops see it: the timer counters and the lateness histogram on /metrics.
-        metrics = _scrape(port)
+        metrics = scrape(port)
         assert metrics['convotrail_timers_fired_total{kind="AUTO_RESOLVED"}'] == 1
         assert metrics["convotrail_timer_lateness_seconds_count"] == 1
         assert metrics["convotrail_timers_pending"] == 0  # resolved: nothing armed
