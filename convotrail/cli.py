@@ -6,6 +6,7 @@ does the work, and turns `ConvotrailError` into one line on stderr and exit 1.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Callable
@@ -316,6 +317,25 @@ def _serve_metrics(port: int | None) -> None:
     help="Replay mode: timers fire in event time, so re-processing history "
     "yields the same timeline.",
 )
+@click.option(
+    "--processor",
+    type=click.Choice(["conversation", "bounces", "receipts"]),
+    default="conversation",
+    show_default=True,
+    envvar="CONVOTRAIL_PROCESSOR",
+    help="conversation: state, timeline, timers; bounces: delivery notifications to "
+    "delivery events and the suppression list; receipts: read receipts and delivery "
+    "status per message. Env: CONVOTRAIL_PROCESSOR.",
+)
+@click.option(
+    "--bounce-wait",
+    type=float,
+    default=600.0,
+    show_default=True,
+    envvar="CONVOTRAIL_BOUNCE_WAIT",
+    help="bounces: seconds a notification waits for the event that introduces its "
+    "message before it goes to the DLQ. Env: CONVOTRAIL_BOUNCE_WAIT.",
+)
 @_METRICS_PORT
 def worker(
     memory: bool,
@@ -323,13 +343,18 @@ def worker(
     timers: bool,
     policy_path: str | None,
     replay: bool,
+    processor: str,
+    bounce_wait: float,
     metrics_port: int | None,
 ) -> None:
-    """Run a conversation worker: state, timeline, timers and dead letters from
-    conversation-events.
+    """Run a stream worker (default: the conversation processor: state, timeline,
+    timers and dead letters from conversation-events).
 
-    Start several to share the partitions; state (and its timers) moves with them.
+    Start several of a kind to share the partitions; state moves with them.
     """
+    if processor != "conversation":
+        _run_delivery_worker(processor, memory, verbose, bounce_wait, metrics_port)
+        return
     import json
     from pathlib import Path
 
@@ -353,6 +378,145 @@ def worker(
     sys.argv = [sys.argv[0], "worker", "--loglevel", level, "--without-web"]
     with local_state_guard(Path(app.conf.tabledir)):
         app.main()
+
+
+def _run_delivery_worker(
+    processor: str, memory: bool, verbose: bool, bounce_wait: float, metrics_port: int | None
+) -> None:
+    from datetime import timedelta
+    from pathlib import Path
+
+    from processors.conversation.recovery import local_state_guard
+    from processors.conversation.worker import WorkerOptions
+
+    settings = _settings()
+    _serve_metrics(metrics_port)
+    store = "memory://" if memory else "rocksdb://"
+    if processor == "bounces":
+        from processors.delivery.worker import BounceOptions, create_bounce_app
+
+        options = BounceOptions(
+            worker=WorkerOptions(app_id="convotrail-bounces", store=store, timers=False),
+            wait=timedelta(seconds=bounce_wait),
+        )
+        app = create_bounce_app(settings, options)
+    else:
+        from processors.receipts.worker import ReceiptsOptions, create_receipts_app
+
+        app = create_receipts_app(
+            settings,
+            ReceiptsOptions(
+                worker=WorkerOptions(app_id="convotrail-receipts", store=store, timers=False)
+            ),
+        )
+    level = "info" if verbose else "warn"
+    sys.argv = [sys.argv[0], "worker", "--loglevel", level, "--without-web"]
+    with local_state_guard(Path(app.conf.tabledir)):
+        app.main()
+
+
+# -- delivery --------------------------------------------------------------------
+
+
+class _DeliveryGroup(click.Group):
+    """`convotrail delivery MESSAGE_ID` reads a status; `delivery ingest|serve` are verbs."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "status", self.commands["status"], args
+        return super().resolve_command(ctx, args)
+
+
+@main.group(cls=_DeliveryGroup)
+def delivery() -> None:
+    """Delivery notifications in, delivery status out.
+
+    \b
+    convotrail delivery ingest --provider ses FILE   put a notification on Kafka
+    convotrail delivery serve                        run the authenticated webhook intake
+    convotrail delivery MESSAGE_ID                   a message's delivery status
+    """
+
+
+@delivery.command("ingest")
+@click.option(
+    "--provider",
+    required=True,
+    type=click.Choice(["ses", "sendgrid", "mailgun", "postmark", "dsn"]),
+    help="Whose format the body is in (dsn: a raw bounce email).",
+)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@_one_line_errors
+def delivery_ingest(provider: str, paths: tuple[str, ...]) -> None:
+    """Put provider notifications (FILE..., or - for stdin) on delivery-notifications.
+
+    Each file is one request body as the provider sends it (a SendGrid batch is split
+    into its events). Returns once the broker has them all.
+    """
+    from pathlib import Path
+
+    from connectors.intake.records import NotificationPublisher
+
+    total = 0
+    with NotificationPublisher(_settings()) as publisher:
+        for path in paths:
+            try:
+                body = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+            except OSError as exc:
+                raise click.ClickException(f"{path}: {exc.strerror}") from None
+            total += publisher.publish(provider, body)
+    click.echo(f"{total} {provider} notification record(s) on delivery-notifications")
+
+
+@delivery.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="CONVOTRAIL_INTAKE_HOST")
+@click.option("--port", default=8025, show_default=True, envvar="CONVOTRAIL_INTAKE_PORT")
+@click.option("--verbose", is_flag=True, help="INFO logs.")
+@_one_line_errors
+def delivery_serve(host: str, port: int, verbose: bool) -> None:
+    """Run the webhook intake: POST /webhooks/{ses,sendgrid,mailgun,postmark,dsn}.
+
+    Each provider's own authentication is checked (docs/delivery.md lists the
+    CONVOTRAIL_* variables); a provider without credentials is refused.
+    Prometheus metrics on GET /metrics.
+    """
+    import asyncio
+    import logging
+    import os
+
+    from connectors.intake.config import IntakeConfig
+    from connectors.intake.http import serve
+    from connectors.intake.records import NotificationPublisher
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = IntakeConfig.from_env(os.environ)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    with NotificationPublisher(_settings()) as publisher:
+        click.echo(f"delivery intake on http://{host}:{port}/webhooks/<provider>")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(config, publisher.deliver, host, port))
+
+
+@delivery.command("status")
+@click.argument("message_id")
+@click.option("--database-url", envvar="CONVOTRAIL_DATABASE_URL", default=None,
+              help="Sink database URL (default: the local SQLite file).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="The DeliveryStatus records as JSON.")
+@_one_line_errors
+def delivery_status(message_id: str, database_url: str | None, as_json: bool) -> None:
+    """Print a message's delivery status per recipient from the sink database."""
+    from connectors.sink.query import load_delivery, render_delivery_text, render_records_json
+
+    settings = _settings()
+    statuses = load_delivery(_database_url(settings, database_url), message_id)
+    click.echo(render_records_json(statuses) if as_json else render_delivery_text(statuses))
 
 
 # -- sink ----------------------------------------------------------------------
@@ -448,6 +612,20 @@ def state(conversation_id: str, database_url: str | None, as_json: bool) -> None
     settings = _settings()
     found = load_state(_database_url(settings, database_url), conversation_id)
     click.echo(render_state_json(found) if as_json else render_state_text(found))
+
+
+@main.command()
+@click.argument("message_id")
+@_DATABASE_URL
+@click.option("--json", "as_json", is_flag=True, help="The ReadReceipt records as JSON.")
+@_one_line_errors
+def receipts(message_id: str, database_url: str | None, as_json: bool) -> None:
+    """Print who viewed a message and when (the 'Viewed' indicator) from the sink database."""
+    from connectors.sink.query import load_receipts, render_receipts_text, render_records_json
+
+    settings = _settings()
+    found = load_receipts(_database_url(settings, database_url), message_id)
+    click.echo(render_records_json(found) if as_json else render_receipts_text(found))
 
 
 # -- demo ----------------------------------------------------------------------

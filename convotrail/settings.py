@@ -72,6 +72,22 @@ class TopicNames:
         return self._name("read-receipts")
 
     @property
+    def delivery_status(self) -> str:
+        return self._name("delivery-status")
+
+    @property
+    def suppressed_recipients(self) -> str:
+        return self._name("suppressed-recipients")
+
+    @property
+    def message_routes(self) -> str:
+        return self._name("message-routes")
+
+    @property
+    def delivery_facts(self) -> str:
+        return self._name("delivery-facts")
+
+    @property
     def conversation_events_dlq(self) -> str:
         return self._name("conversation-events.dlq")
 
@@ -86,6 +102,14 @@ class TopicNames:
     @property
     def conversation_state_dlq(self) -> str:
         return self._name("conversation-state.dlq")
+
+    @property
+    def read_receipts_dlq(self) -> str:
+        return self._name("read-receipts.dlq")
+
+    @property
+    def delivery_status_dlq(self) -> str:
+        return self._name("delivery-status.dlq")
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,14 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
                   "one TimelineEntry per accepted event"),
         TopicSpec(names.read_receipts, partitions, rf, dict(COMPACTED),
                   "first/last view per message and viewer (compacted)"),
+        TopicSpec(names.delivery_status, partitions, rf, dict(COMPACTED),
+                  "delivery status per message and recipient (compacted)"),
+        TopicSpec(names.suppressed_recipients, partitions, rf, dict(COMPACTED),
+                  "recipients senders should not mail, per account (compacted, tombstone lifts)"),
+        TopicSpec(names.message_routes, partitions, rf, dict(COMPACTED),
+                  "internal: message ref -> conversation, co-partitioned with notifications"),
+        TopicSpec(names.delivery_facts, partitions, rf, {},
+                  "internal: delivery events keyed by account/recipient, before escalation"),
         TopicSpec(names.conversation_events_dlq, partitions, rf, {},
                   "conversation events that could not be accepted, with the reason"),
         TopicSpec(names.delivery_notifications_dlq, partitions, rf, {},
@@ -48,6 +56,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
                   "timeline entries the SQL sink could not decode, with the reason"),
         TopicSpec(names.conversation_state_dlq, partitions, rf, {},
                   "state snapshots the SQL sink could not decode, with the reason"),
+        TopicSpec(names.read_receipts_dlq, partitions, rf, {},
+                  "read receipts the SQL sink could not decode, with the reason"),
+        TopicSpec(names.delivery_status_dlq, partitions, rf, {},
+                  "delivery statuses the SQL sink could not decode, with the reason"),
     ]  # fmt: skip
 
 

@@ -24,9 +24,19 @@ CONVERSATION_STATE = f"{OUTPUTS_NS}.ConversationState"
 TIMELINE_ENTRY = f"{OUTPUTS_NS}.TimelineEntry"
 READ_RECEIPT = f"{OUTPUTS_NS}.ReadReceipt"
 DELIVERY_STATUS = f"{OUTPUTS_NS}.DeliveryStatus"
+SUPPRESSED_RECIPIENT = f"{OUTPUTS_NS}.SuppressedRecipient"
+MESSAGE_ROUTE = f"{OUTPUTS_NS}.MessageRoute"
 
 # The top-level records: what topics carry and what the evolution gate checks.
-TOP_LEVEL = (CONVERSATION_EVENT, CONVERSATION_STATE, TIMELINE_ENTRY, READ_RECEIPT, DELIVERY_STATUS)
+TOP_LEVEL = (
+    CONVERSATION_EVENT,
+    CONVERSATION_STATE,
+    TIMELINE_ENTRY,
+    READ_RECEIPT,
+    DELIVERY_STATUS,
+    SUPPRESSED_RECIPIENT,
+    MESSAGE_ROUTE,
+)
 
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 

@@ -32,6 +32,8 @@ FORWARD_ENFORCED = frozenset(
         contract.TIMELINE_ENTRY,
         contract.READ_RECEIPT,
         contract.DELIVERY_STATUS,
+        contract.SUPPRESSED_RECIPIENT,
+        contract.MESSAGE_ROUTE,
     }
 )
 

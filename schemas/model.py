@@ -1440,6 +1440,94 @@ class DeliveryStatus:
         )
 
 
+class SuppressionReason(StrEnum):
+    """Why a recipient is suppressed. HARD_BOUNCE: a permanent bounce; REPEATED_SOFT_BOUNCES: soft bounces on distinct messages inside the window escalated to hard; COMPLAINT: the recipient marked a message as spam."""
+
+    HARD_BOUNCE = "HARD_BOUNCE"
+    REPEATED_SOFT_BOUNCES = "REPEATED_SOFT_BOUNCES"
+    COMPLAINT = "COMPLAINT"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SuppressedRecipient:
+    """A recipient senders should not mail. Compacted topic suppressed-recipients, keyed by '<account_id>/<recipient>'; a tombstone (null value) lifts the suppression after a later successful delivery."""
+
+    AVRO_NAME: ClassVar[str] = "dev.convotrail.outputs.SuppressedRecipient"
+    account_id: str
+    recipient: str
+    reason: SuppressionReason
+    bounce_class: BounceClass | None = None
+    smtp_status: str | None = None
+    diagnostic: str | None = None
+    message_id: str
+    conversation_id: str
+    suppressed_at: datetime
+    last_event_id: str
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "recipient": self.recipient,
+            "reason": self.reason,
+            "bounce_class": self.bounce_class,
+            "smtp_status": self.smtp_status,
+            "diagnostic": self.diagnostic,
+            "message_id": self.message_id,
+            "conversation_id": self.conversation_id,
+            "suppressed_at": self.suppressed_at,
+            "last_event_id": self.last_event_id,
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> SuppressedRecipient:
+        return cls(
+            account_id=d["account_id"],
+            recipient=d["recipient"],
+            reason=SuppressionReason(d["reason"]),
+            bounce_class=None if (inner := d["bounce_class"]) is None else BounceClass(inner),
+            smtp_status=d["smtp_status"],
+            diagnostic=d["diagnostic"],
+            message_id=d["message_id"],
+            conversation_id=d["conversation_id"],
+            suppressed_at=d["suppressed_at"],
+            last_event_id=d["last_event_id"],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageRoute:
+    """Which conversation an outbound message belongs to, under one of its ids. Compacted internal topic message-routes, keyed by message_ref; learned from outbound MESSAGE_ADDED (message_id, email_message_id) and MESSAGE_SENT (provider_message_id) events so that delivery notifications, keyed by the same ref, find their conversation on the same partition."""
+
+    AVRO_NAME: ClassVar[str] = "dev.convotrail.outputs.MessageRoute"
+    message_ref: str
+    message_id: str
+    conversation_id: str
+    account_id: str
+    recipients: tuple[str, ...] = ()
+    learned_from: str
+
+    def to_avro(self) -> dict[str, Any]:
+        return {
+            "message_ref": self.message_ref,
+            "message_id": self.message_id,
+            "conversation_id": self.conversation_id,
+            "account_id": self.account_id,
+            "recipients": list(self.recipients),
+            "learned_from": self.learned_from,
+        }
+
+    @classmethod
+    def from_avro(cls, d: dict[str, Any]) -> MessageRoute:
+        return cls(
+            message_ref=d["message_ref"],
+            message_id=d["message_id"],
+            conversation_id=d["conversation_id"],
+            account_id=d["account_id"],
+            recipients=tuple(d["recipients"]),
+            learned_from=d["learned_from"],
+        )
+
+
 Payload: TypeAlias = (
     ConversationCreated
     | MessageAdded

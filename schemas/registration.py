@@ -40,6 +40,10 @@ def subject_plan(topics: TopicNames) -> list[SubjectPlan]:
         SubjectPlan(topics.conversation_state, contract.CONVERSATION_STATE, "FULL_TRANSITIVE"),
         SubjectPlan(topics.conversation_timeline, contract.TIMELINE_ENTRY, "FULL_TRANSITIVE"),
         SubjectPlan(topics.read_receipts, contract.READ_RECEIPT, "FULL_TRANSITIVE"),
+        SubjectPlan(topics.delivery_status, contract.DELIVERY_STATUS, "FULL_TRANSITIVE"),
+        SubjectPlan(topics.suppressed_recipients, contract.SUPPRESSED_RECIPIENT, "FULL_TRANSITIVE"),
+        SubjectPlan(topics.message_routes, contract.MESSAGE_ROUTE, "FULL_TRANSITIVE"),
+        SubjectPlan(topics.delivery_facts, contract.CONVERSATION_EVENT, "BACKWARD_TRANSITIVE"),
     ]
 
 

@@ -17,7 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from schemas.model import ConversationState, TimelineEntry
+from schemas.model import (
+    ConversationState,
+    DeliveryState,
+    DeliveryStatus,
+    ReadReceipt,
+    TimelineEntry,
+)
 
 TopicPartition = tuple[str, int]
 
@@ -72,6 +78,25 @@ def coalesce_states(changes: Iterable[StateChange]) -> list[StateWrite]:
     return list(writes.values())
 
 
+# Delivery states by how far they got; the store applies the same order in SQL.
+STATE_RANK = {
+    DeliveryState.SENT: 0,
+    DeliveryState.DELIVERED: 1,
+    DeliveryState.FAILED: 1,
+    DeliveryState.BOUNCED: 1,
+    DeliveryState.COMPLAINED: 2,
+}
+
+
+def receipt_progress(receipt: ReadReceipt) -> int:
+    """Views only add up (processors/receipts/core.py): more views is newer."""
+    return receipt.view_count + receipt.automated_view_count
+
+
+def status_progress(status: DeliveryStatus) -> tuple[int, int]:
+    return STATE_RANK[status.state], int(status.updated_at.timestamp() * 1000)
+
+
 class SinkBatch:
     """Records consumed since the last commit, for one consumer group."""
 
@@ -80,10 +105,14 @@ class SinkBatch:
         self._timeline: dict[str, TimelineEntry] = {}
         self._states: dict[str, StateWrite] = {}
         self._next_offsets: dict[TopicPartition, int] = {}
+        self._receipts: dict[tuple[str, str, str], ReadReceipt] = {}
+        self._statuses: dict[tuple[str, str], DeliveryStatus] = {}
         self.records = 0
         self.timeline_records = 0
         self.state_records = 0
         self.tombstones = 0
+        self.receipt_records = 0
+        self.status_records = 0
         self.skipped = 0
 
     def __len__(self) -> int:
@@ -115,6 +144,24 @@ class SinkBatch:
         self.tombstones += 1
         self._fold(Tombstone(conversation_id))
 
+    def add_receipt(self, receipt: ReadReceipt, topic: str, partition: int, offset: int) -> None:
+        """Keep the furthest receipt per message and viewer (a replayed older one loses)."""
+        self._advance(topic, partition, offset)
+        self.receipt_records += 1
+        key = (receipt.message_id, receipt.viewer_kind.value, receipt.viewer_id)
+        current = self._receipts.get(key)
+        if current is None or receipt_progress(receipt) >= receipt_progress(current):
+            self._receipts[key] = receipt
+
+    def add_status(self, status: DeliveryStatus, topic: str, partition: int, offset: int) -> None:
+        """Keep the furthest status per message and recipient."""
+        self._advance(topic, partition, offset)
+        self.status_records += 1
+        key = (status.message_id, status.recipient)
+        current = self._statuses.get(key)
+        if current is None or status_progress(status) >= status_progress(current):
+            self._statuses[key] = status
+
     def skip(self, topic: str, partition: int, offset: int) -> None:
         """A record that was dead-lettered: only the position moves past it."""
         self._advance(topic, partition, offset)
@@ -131,6 +178,14 @@ class SinkBatch:
     @property
     def state_writes(self) -> list[StateWrite]:
         return list(self._states.values())
+
+    @property
+    def receipts(self) -> list[ReadReceipt]:
+        return list(self._receipts.values())
+
+    @property
+    def statuses(self) -> list[DeliveryStatus]:
+        return list(self._statuses.values())
 
     @property
     def next_offsets(self) -> dict[TopicPartition, int]:

@@ -44,3 +44,7 @@ class UnkeyedTombstone(RefusedRecord):
     """A tombstone on conversation-state whose key is missing or not UTF-8 text."""
 
     reason = "unkeyed-tombstone"
+
+
+class MessageNotFound(SinkError):
+    """The sink database holds no receipts or delivery status for a message the user asked about."""

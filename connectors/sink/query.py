@@ -13,10 +13,16 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from connectors.sink.errors import ConversationNotFound
+from connectors.sink.errors import ConversationNotFound, MessageNotFound
 from connectors.sink.snapshot import to_json_value, utc
 from connectors.sink.store import store_at
-from schemas.model import ConversationState, TimelineEntry
+from schemas.model import (
+    ConversationState,
+    DeliveryStatus,
+    ReadReceipt,
+    TimelineEntry,
+    ViewerKind,
+)
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -112,3 +118,71 @@ def render_state_text(state: ConversationState) -> str:
         lines.append(("reminder", f"{when(reminder.due_at)}{staff}{note}"))
     width = max(len(label) for label, _ in lines)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in lines if value is not None)
+
+
+# -- read receipts and delivery status ------------------------------------------------
+
+
+def load_receipts(database_url: str, message_id: str) -> list[ReadReceipt]:
+    with store_at(database_url, migrate=False) as store:
+        receipts = store.receipts(message_id)
+        where = store.url
+    if not receipts:
+        raise MessageNotFound(f"no read receipts for message {message_id} in {where}")
+    return receipts
+
+
+def load_delivery(database_url: str, message_id: str) -> list[DeliveryStatus]:
+    with store_at(database_url, migrate=False) as store:
+        statuses = store.delivery(message_id)
+        where = store.url
+    if not statuses:
+        raise MessageNotFound(f"no delivery status for message {message_id} in {where}")
+    return statuses
+
+
+def viewed_label(receipt: ReadReceipt) -> str:
+    """The 'Viewed' indicator as staff see it; the exact time is what the page shows on hover."""
+    if receipt.first_viewed_at is None:
+        return "not viewed"
+    return f"Viewed {when(receipt.first_viewed_at)}"
+
+
+def render_receipts_text(receipts: Iterable[ReadReceipt]) -> str:
+    lines = []
+    for r in receipts:
+        who = "customer" if r.viewer_kind is ViewerKind.CUSTOMER else "teammate"
+        line = f"{who} {r.viewer_id}: {viewed_label(r)}"
+        if r.first_viewed_at is not None and r.last_viewed_at is not None:
+            line += f", last {when(r.last_viewed_at)}, {_times(r.view_count)}"
+        if r.automated_view_count:
+            line += f" ({r.automated_view_count} automated fetches not counted)"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def render_delivery_text(statuses: Iterable[DeliveryStatus]) -> str:
+    lines = []
+    for s in statuses:
+        line = f"{s.recipient}: {s.state.value} via {s.provider} at {when(s.updated_at)}"
+        details = [
+            part
+            for part in (
+                s.bounce_class.value.lower() + " bounce" if s.bounce_class else None,
+                s.smtp_status,
+                s.diagnostic,
+            )
+            if part
+        ]
+        if details:
+            line += f" ({'; '.join(details)})"
+        if s.sent_at is not None:
+            line += f"; sent {when(s.sent_at)}"
+        if s.delivered_at is not None:
+            line += f"; delivered {when(s.delivered_at)}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def render_records_json(records: Iterable[ReadReceipt] | Iterable[DeliveryStatus]) -> str:
+    return json.dumps([to_json_value(r.to_avro()) for r in records], indent=2, ensure_ascii=False)

@@ -59,7 +59,7 @@ from schemas.headers import (
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
 )
-from schemas.model import ConversationState, TimelineEntry
+from schemas.model import ConversationState, DeliveryStatus, ReadReceipt, TimelineEntry
 from schemas.registry import Registry
 from schemas.serde import AvroSerde
 
@@ -100,9 +100,20 @@ def dlq_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
+def sink_sources(settings: Settings) -> list[str]:
+    """What the sink reads: timeline, state, read receipts, delivery status."""
+    names = settings.topics
+    return [
+        names.conversation_timeline,
+        names.conversation_state,
+        names.read_receipts,
+        names.delivery_status,
+    ]
+
+
 def dlq_topic_specs(settings: Settings) -> list[TopicSpec]:
     """The sink's dead-letter topics (created on start when missing), as in topic_specs."""
-    wanted = {settings.topics.conversation_timeline_dlq, settings.topics.conversation_state_dlq}
+    wanted = {dlq_topic(topic) for topic in sink_sources(settings)}
     return [spec for spec in topic_specs(settings) if spec.name in wanted]
 
 
@@ -114,6 +125,8 @@ class SinkStats:
     timeline_entries: int = 0
     states: int = 0
     tombstones: int = 0
+    receipts: int = 0
+    statuses: int = 0
     dead_lettered: int = 0
     batches: int = 0
     discarded: int = 0  # consumed, then dropped because their partitions were lost
@@ -121,12 +134,13 @@ class SinkStats:
 
     @property
     def written(self) -> int:
-        return self.timeline_entries + self.states + self.tombstones
+        return self.timeline_entries + self.states + self.tombstones + self.receipts + self.statuses
 
     def describe(self) -> str:
         return (
             f"{self.records} records in {self.batches} batches: {self.timeline_entries} "
             f"timeline entries, {self.states} states, {self.tombstones} tombstones, "
+            f"{self.receipts} read receipts, {self.statuses} delivery statuses, "
             f"{self.dead_lettered} dead-lettered"
         )
 
@@ -144,10 +158,14 @@ class _SinkLoop:
         self.store = store
         self.timeline_topic = settings.topics.conversation_timeline
         self.state_topic = settings.topics.conversation_state
-        self.topics = [self.timeline_topic, self.state_topic]
+        self.receipts_topic = settings.topics.read_receipts
+        self.status_topic = settings.topics.delivery_status
+        self.topics = sink_sources(settings)
         serde = AvroSerde(Registry(settings.registry_url))
         self.timeline_codec = ModelCodec(serde, self.timeline_topic, TimelineEntry)
         self.state_codec = ModelCodec(serde, self.state_topic, ConversationState)
+        self.receipt_codec = ModelCodec(serde, self.receipts_topic, ReadReceipt)
+        self.status_codec = ModelCodec(serde, self.status_topic, DeliveryStatus)
         self.stats = SinkStats()
         self.batch = SinkBatch(group_id)
         self.batch_started = 0.0
@@ -212,6 +230,12 @@ class _SinkLoop:
             if topic == self.timeline_topic:
                 entry = _decode(self.timeline_codec, message)
                 self.batch.add_timeline_entry(entry, topic, partition, offset)
+            elif topic == self.receipts_topic:
+                receipt = _decode(self.receipt_codec, message)
+                self.batch.add_receipt(receipt, topic, partition, offset)
+            elif topic == self.status_topic:
+                status = _decode(self.status_codec, message)
+                self.batch.add_status(status, topic, partition, offset)
             elif topic != self.state_topic:
                 # A stale static-membership assignment can do this when two sinks
                 # share a group id and group.instance.id but read other topics.
@@ -285,11 +309,15 @@ class _SinkLoop:
         BATCH_SECONDS.observe(time.perf_counter() - started)
         ROWS.labels("timeline").inc(batch.timeline_records)
         ROWS.labels("state").inc(batch.state_records)
+        ROWS.labels("read-receipt").inc(batch.receipt_records)
+        ROWS.labels("delivery-status").inc(batch.status_records)
         self.batch = SinkBatch(self.group_id)
         self.stats.batches += 1
         self.stats.timeline_entries += batch.timeline_records
         self.stats.states += batch.state_records
         self.stats.tombstones += batch.tombstones
+        self.stats.receipts += batch.receipt_records
+        self.stats.statuses += batch.status_records
         # 3. Kafka offsets, asynchronously: for lag dashboards only; losing this
         #    commit in a crash costs nothing, the database positions win.
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
@@ -390,7 +418,7 @@ def run_sink(
     if batch_size < 1:
         raise SinkError(f"batch_size={batch_size}: must be at least 1")
     stop = stop or threading.Event()
-    sources = [settings.topics.conversation_timeline, settings.topics.conversation_state]
+    sources = sink_sources(settings)
     _check_topics(settings, sources)
     store = open_store(database_url)
     try:

@@ -34,7 +34,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from connectors.sink.batch import SinkBatch, StateWrite, TopicPartition
+from connectors.sink.batch import (
+    STATE_RANK,
+    SinkBatch,
+    StateWrite,
+    TopicPartition,
+    receipt_progress,
+)
 from connectors.sink.errors import SchemaOutOfDate, SinkError, UnsupportedDatabase
 from connectors.sink.snapshot import (
     changes_from_json,
@@ -47,9 +53,14 @@ from convotrail.settings import Settings
 from schemas.model import (
     Actor,
     ActorKind,
+    BounceClass,
     ConversationState,
+    DeliveryState,
+    DeliveryStatus,
     EventType,
+    ReadReceipt,
     TimelineEntry,
+    ViewerKind,
 )
 
 log = logging.getLogger(__name__)
@@ -142,6 +153,47 @@ conversation_states = sa.Table(
     sa.Index("ix_conversation_states_account_status", "account_id", "status"),
 )
 
+read_receipts = sa.Table(
+    "read_receipts",
+    metadata,
+    sa.Column("message_id", sa.String, primary_key=True),
+    sa.Column("viewer_kind", sa.String, primary_key=True),
+    sa.Column("viewer_id", sa.String, primary_key=True),
+    sa.Column("conversation_id", sa.String, nullable=False),
+    sa.Column("account_id", sa.String, nullable=False),
+    sa.Column("first_viewed_at", UtcDateTime),
+    sa.Column("last_viewed_at", UtcDateTime),
+    sa.Column("view_count", sa.Integer, nullable=False),
+    sa.Column("automated_view_count", sa.Integer, nullable=False),
+    # view_count + automated_view_count: views only add up, so a larger total is
+    # newer; the upsert's guard compares it.
+    sa.Column("progress", sa.Integer, nullable=False),
+    sa.Column("last_event_id", sa.String, nullable=False),
+    # The conversation page shows every message's receipts at once.
+    sa.Index("ix_read_receipts_conversation", "conversation_id"),
+)
+
+delivery_statuses = sa.Table(
+    "delivery_statuses",
+    metadata,
+    sa.Column("message_id", sa.String, primary_key=True),
+    sa.Column("recipient", sa.String, primary_key=True),
+    sa.Column("conversation_id", sa.String, nullable=False),
+    sa.Column("account_id", sa.String, nullable=False),
+    sa.Column("state", sa.String, nullable=False),
+    # SENT 0 < DELIVERED = FAILED = BOUNCED 1 < COMPLAINED 2 (connectors/sink/batch.py).
+    sa.Column("state_rank", sa.Integer, nullable=False),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("bounce_class", sa.String),
+    sa.Column("smtp_status", sa.String),
+    sa.Column("diagnostic", sa.Text),
+    sa.Column("sent_at", UtcDateTime),
+    sa.Column("delivered_at", UtcDateTime),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("last_event_id", sa.String, nullable=False),
+    sa.Index("ix_delivery_statuses_conversation", "conversation_id"),
+)
+
 sink_offsets = sa.Table(
     "sink_offsets",
     metadata,
@@ -226,6 +278,74 @@ def state_row(state: ConversationState, now: datetime) -> dict[str, Any]:
     }
 
 
+def receipt_row(receipt: ReadReceipt) -> dict[str, Any]:
+    return {
+        "message_id": receipt.message_id,
+        "viewer_kind": receipt.viewer_kind.value,
+        "viewer_id": receipt.viewer_id,
+        "conversation_id": receipt.conversation_id,
+        "account_id": receipt.account_id,
+        "first_viewed_at": receipt.first_viewed_at,
+        "last_viewed_at": receipt.last_viewed_at,
+        "view_count": receipt.view_count,
+        "automated_view_count": receipt.automated_view_count,
+        "progress": receipt_progress(receipt),
+        "last_event_id": receipt.last_event_id,
+    }
+
+
+def receipt_from_row(row: sa.Row[Any]) -> ReadReceipt:
+    return ReadReceipt(
+        message_id=row.message_id,
+        conversation_id=row.conversation_id,
+        account_id=row.account_id,
+        viewer_kind=ViewerKind(row.viewer_kind),
+        viewer_id=row.viewer_id,
+        first_viewed_at=row.first_viewed_at,
+        last_viewed_at=row.last_viewed_at,
+        view_count=row.view_count,
+        automated_view_count=row.automated_view_count,
+        last_event_id=row.last_event_id,
+    )
+
+
+def status_row(status: DeliveryStatus) -> dict[str, Any]:
+    return {
+        "message_id": status.message_id,
+        "recipient": status.recipient,
+        "conversation_id": status.conversation_id,
+        "account_id": status.account_id,
+        "state": status.state.value,
+        "state_rank": STATE_RANK[status.state],
+        "provider": status.provider,
+        "bounce_class": status.bounce_class.value if status.bounce_class else None,
+        "smtp_status": status.smtp_status,
+        "diagnostic": status.diagnostic,
+        "sent_at": status.sent_at,
+        "delivered_at": status.delivered_at,
+        "updated_at": status.updated_at,
+        "last_event_id": status.last_event_id,
+    }
+
+
+def status_from_row(row: sa.Row[Any]) -> DeliveryStatus:
+    return DeliveryStatus(
+        message_id=row.message_id,
+        conversation_id=row.conversation_id,
+        account_id=row.account_id,
+        recipient=row.recipient,
+        state=DeliveryState(row.state),
+        provider=row.provider,
+        bounce_class=BounceClass(row.bounce_class) if row.bounce_class else None,
+        smtp_status=row.smtp_status,
+        diagnostic=row.diagnostic,
+        sent_at=row.sent_at,
+        delivered_at=row.delivered_at,
+        updated_at=row.updated_at,
+        last_event_id=row.last_event_id,
+    )
+
+
 @dataclass(frozen=True)
 class AppliedBatch:
     """What one `Store.apply` wrote, counted from the batch (not from rowcounts)."""
@@ -234,6 +354,8 @@ class AppliedBatch:
     state_writes: int
     deletions: int
     positions: int
+    receipts: int = 0
+    statuses: int = 0
 
 
 class Store:
@@ -289,8 +411,45 @@ class Store:
                     )
                 )
             self._upsert_states(connection, writes, written_at)
+            self._upsert_receipts(connection, batch.receipts)
+            self._upsert_statuses(connection, batch.statuses)
             self._write_positions(connection, batch.group, positions)
-        return AppliedBatch(len(entries), len(writes), len(deletions), len(positions))
+        return AppliedBatch(
+            len(entries), len(writes), len(deletions), len(positions),
+            len(batch.receipts), len(batch.statuses),
+        )  # fmt: skip
+
+    def _upsert_receipts(self, connection: Connection, receipts: list[ReadReceipt]) -> None:
+        if not receipts:
+            return
+        table = read_receipts
+        statement = self._insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.message_id, table.c.viewer_kind, table.c.viewer_id],
+            set_={c.name: statement.excluded[c.name] for c in table.columns if not c.primary_key},
+            # A receipt replayed after a newer one never takes its place.
+            where=statement.excluded.progress >= table.c.progress,
+        )
+        connection.execute(statement, [receipt_row(r) for r in receipts])
+
+    def _upsert_statuses(self, connection: Connection, statuses: list[DeliveryStatus]) -> None:
+        if not statuses:
+            return
+        table = delivery_statuses
+        statement = self._insert(table)
+        excluded = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.message_id, table.c.recipient],
+            set_={c.name: excluded[c.name] for c in table.columns if not c.primary_key},
+            where=sa.or_(
+                excluded.state_rank > table.c.state_rank,
+                sa.and_(
+                    excluded.state_rank == table.c.state_rank,
+                    excluded.updated_at >= table.c.updated_at,
+                ),
+            ),
+        )
+        connection.execute(statement, [status_row(s) for s in statuses])
 
     def _upsert_states(
         self, connection: Connection, writes: list[StateWrite], now: datetime
@@ -365,6 +524,36 @@ class Store:
         with self.engine.connect() as connection:
             snapshot = connection.execute(query).scalar_one_or_none()
         return None if snapshot is None else state_from_json(snapshot)
+
+    def receipts(self, message_id: str) -> list[ReadReceipt]:
+        """A message's read receipts, customer first, then teammates by id."""
+        table = read_receipts
+        query = (
+            sa.select(table)
+            .where(table.c.message_id == message_id)
+            .order_by(table.c.viewer_kind, table.c.viewer_id)
+        )
+        with self.engine.connect() as connection:
+            return [receipt_from_row(row) for row in connection.execute(query)]
+
+    def delivery(self, message_id: str) -> list[DeliveryStatus]:
+        """A message's delivery status per recipient."""
+        table = delivery_statuses
+        query = sa.select(table).where(table.c.message_id == message_id).order_by(table.c.recipient)
+        with self.engine.connect() as connection:
+            return [status_from_row(row) for row in connection.execute(query)]
+
+    def conversation_receipts(self, conversation_id: str) -> list[ReadReceipt]:
+        table = read_receipts
+        query = sa.select(table).where(table.c.conversation_id == conversation_id)
+        with self.engine.connect() as connection:
+            return [receipt_from_row(row) for row in connection.execute(query)]
+
+    def conversation_deliveries(self, conversation_id: str) -> list[DeliveryStatus]:
+        table = delivery_statuses
+        query = sa.select(table).where(table.c.conversation_id == conversation_id)
+        with self.engine.connect() as connection:
+            return [status_from_row(row) for row in connection.execute(query)]
 
     def count(self, table: sa.Table) -> int:
         with self.engine.connect() as connection:

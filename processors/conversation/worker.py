@@ -115,7 +115,7 @@ class WorkerOptions:
     timer_tick: float = 0.1
 
 
-def _make_current(event: Any) -> None:
+def make_current(event: Any) -> None:
     """Make `event` faust's current event, as faust's Stream does for each event it
     yields: the table reads and writes of its key go to its partition (store and
     changelog). take_events fills its buffer in another task, whose context the
@@ -302,10 +302,10 @@ def create_app(
             snapshots: dict[bytes, ConversationState] = {}
             acks: list[Awaitable[Any]] = []
             for event in events:
-                _make_current(event)
+                make_current(event)
                 await process(event, changed, snapshots, acks)
             for key, snapshot in snapshots.items():
-                _make_current(changed[key][1])
+                make_current(changed[key][1])
                 acks.append(await state_topic.send(key=key, value=state_codec.encode(snapshot)))
                 OUTPUTS.labels("state").inc()
             # Step 1 of the module docstring: every output of the batch is on the
@@ -313,7 +313,7 @@ def create_app(
             if acks:
                 await asyncio.gather(*acks)
             for key, (memory, last) in changed.items():
-                _make_current(last)
+                make_current(last)
                 table[key] = encode_memory(memory)  # assigned back: reaches the changelog
                 if options.timers and memory.state is not None:
                     timers = pending_timers(memory.state, options.timer_policy)

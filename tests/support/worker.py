@@ -47,10 +47,14 @@ def start_worker(
     timers: bool = False,
     timer_policy: Path | None = None,
     replay: bool = False,
+    processor: str = "conversation",
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     home.mkdir(parents=True, exist_ok=True)
     log = (home / log_name).open("ab")
     env = worker_env(settings, home, timers, timer_policy, replay)
+    env["CONVOTRAIL_PROCESSOR"] = processor
+    env.update(extra_env or {})
     if metrics_port is not None:
         env["CONVOTRAIL_METRICS_PORT"] = str(metrics_port)
     return subprocess.Popen(
@@ -78,9 +82,13 @@ def running_worker(
     timers: bool = False,
     timer_policy: Path | None = None,
     replay: bool = False,
+    processor: str = "conversation",
+    extra_env: dict[str, str] | None = None,
+    log_name: str = "worker.log",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    process = start_worker(settings, home, metrics_port=metrics_port, timers=timers,
-                           timer_policy=timer_policy, replay=replay)  # fmt: skip
+    process = start_worker(settings, home, log_name=log_name, metrics_port=metrics_port,
+                           timers=timers, timer_policy=timer_policy, replay=replay,
+                           processor=processor, extra_env=extra_env)  # fmt: skip
     try:
         yield process
     finally:

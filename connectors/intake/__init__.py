@@ -1,0 +1,1 @@
+"""HTTP intake for email-provider delivery webhooks: authenticate, then hand the body on."""

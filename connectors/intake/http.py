@@ -1,0 +1,265 @@
+"""The HTTP shell of the webhook intake: read a bounded body, authenticate, hand it on.
+
+    app = create_intake_app(IntakeConfig.from_env(os.environ), deliver)
+
+POST /webhooks/{ses,sendgrid,mailgun,postmark,dsn}: the raw body, once authenticated
+(see `auth`), goes to the injected `deliver(provider, body)` coroutine, which puts it
+on the delivery-notifications topic and returns how many records it wrote. Parsing the
+body is not done here: the delivery processor does that, so a body the intake accepted
+is never lost to a parser bug on the request path.
+
+Replies, chosen for what the provider does next:
+- 202 {"accepted": n}: delivered.
+- 401 {"error": "unauthorized", "reason": ...}: not authentic (or the provider is not
+  configured here). Whether a provider retries a 4xx differs between providers, so a
+  misconfiguration can lose notifications: alert on convotrail_intake_unauthorized_total.
+- 413: body above max_body_bytes.
+- 503: `deliver` failed (Kafka unavailable...), so the provider retries later.
+- 200: an SNS (Un)SubscriptionConfirmation, verified and logged, not delivered.
+Bad input never yields a 5xx.
+
+GET /metrics (Prometheus, default registry) and GET /healthz are unauthenticated: put
+the intake behind a proxy that exposes only /webhooks/ if that matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
+
+from connectors.intake.auth import (
+    NOT_CONFIGURED,
+    SENDGRID_SIGNATURE_HEADER,
+    SENDGRID_TIMESTAMP_HEADER,
+    SNS_NOTIFICATION,
+    ReplayGuard,
+    Unauthorized,
+    load_sendgrid_public_key,
+    load_sns_certificates,
+    parse_sns,
+    read_mailgun_signature,
+    verify_basic_auth,
+    verify_bearer,
+    verify_mailgun_signature,
+    verify_sendgrid,
+    verify_sns,
+)
+from connectors.intake.config import IntakeConfig
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[str, bytes], Awaitable[int]]
+Clock = Callable[[], float]  # unix seconds
+
+PROVIDERS = ("ses", "sendgrid", "mailgun", "postmark", "dsn")
+OUTCOMES = ("accepted", "unauthorized", "too-large", "unavailable", "subscription-confirmation")
+
+REQUESTS = Counter(
+    "convotrail_intake_requests_total", "Webhook requests by outcome", ["provider", "outcome"]
+)
+UNAUTHORIZED = Counter(
+    "convotrail_intake_unauthorized_total", "Webhook requests refused", ["provider", "reason"]
+)
+for _provider in PROVIDERS:  # every series visible (at 0) from the start, for rate()
+    for _outcome in OUTCOMES:
+        REQUESTS.labels(_provider, _outcome)
+
+# RFC 9110: a 401 carries a challenge where a standard scheme applies.
+_CHALLENGES = {"postmark": 'Basic realm="convotrail-intake"', "dsn": "Bearer"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """What a check found out about an authentic request."""
+
+    # An SNS (Un)SubscriptionConfirmation: not delivered.
+    confirmation: dict[str, object] | None = None
+    # Undo a side effect of the check when the request is answered 503 (the Mailgun
+    # token goes back out of the replay guard so that the retry may pass).
+    on_unavailable: Callable[[], None] | None = None
+
+
+# A check reads headers and body, raises Unauthorized, and must not await: the replay
+# guard's check-and-remember has to be atomic with respect to other requests.
+_Check = Callable[[web.Request, bytes, float], _Verified]
+
+
+def create_intake_app(
+    config: IntakeConfig, deliver: Deliver, clock: Clock = time.time
+) -> web.Application:
+    """The intake application. Keys and certificates are parsed here (ValueError if one is
+    bad); a provider without credentials refuses every request with 401 'not-configured'."""
+    sendgrid_key = (
+        load_sendgrid_public_key(config.sendgrid_public_key) if config.sendgrid_public_key else None
+    )
+    sns_certificates = (
+        load_sns_certificates(config.sns_certificate_pem) if config.sns_certificate_pem else ()
+    )
+    replay_guard = ReplayGuard()  # one per app, i.e. per process: see ReplayGuard
+    for provider in config.unconfigured():
+        log.warning("intake: no credentials for %s; its webhook refuses everything", provider)
+
+    def check_ses(request: web.Request, body: bytes, now: float) -> _Verified:
+        message = parse_sns(body)
+        verify_sns(message, certificates=sns_certificates, topic_arns=config.sns_topic_arns)
+        if message["Type"] != SNS_NOTIFICATION:
+            return _Verified(confirmation=message)
+        return _Verified()
+
+    def check_sendgrid(request: web.Request, body: bytes, now: float) -> _Verified:
+        verify_sendgrid(
+            body,
+            public_key=sendgrid_key,
+            signature=request.headers.get(SENDGRID_SIGNATURE_HEADER),
+            timestamp=request.headers.get(SENDGRID_TIMESTAMP_HEADER),
+            now=now,
+            max_age=config.sendgrid_max_age,
+        )
+        return _Verified()
+
+    def check_mailgun(request: web.Request, body: bytes, now: float) -> _Verified:
+        if not config.mailgun_signing_key:
+            raise Unauthorized(NOT_CONFIGURED)
+        block = read_mailgun_signature(body)
+        verify_mailgun_signature(
+            signing_key=config.mailgun_signing_key,
+            timestamp=block.timestamp,
+            token=block.token,
+            signature=block.signature,
+            now=now,
+            replay_guard=replay_guard,
+            max_age=config.mailgun_max_age,
+        )
+        return _Verified(on_unavailable=lambda: replay_guard.forget(block.token))
+
+    def check_postmark(request: web.Request, body: bytes, now: float) -> _Verified:
+        verify_basic_auth(
+            request.headers.get("Authorization"),
+            user=config.postmark_user,
+            password=config.postmark_password,
+        )
+        return _Verified()
+
+    def check_dsn(request: web.Request, body: bytes, now: float) -> _Verified:
+        verify_bearer(request.headers.get("Authorization"), token=config.dsn_token)
+        return _Verified()
+
+    checks: dict[str, _Check] = {
+        "ses": check_ses,
+        "sendgrid": check_sendgrid,
+        "mailgun": check_mailgun,
+        "postmark": check_postmark,
+        "dsn": check_dsn,
+    }
+    # client_max_size also bounds any request.read()/post() a future handler might use;
+    # the webhook handlers read through _read_bounded.
+    app = web.Application(client_max_size=config.max_body_bytes)
+    for provider, check in checks.items():
+        handler = _webhook_handler(provider, check, deliver, clock, config.max_body_bytes)
+        app.router.add_post(f"/webhooks/{provider}", handler)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+def _webhook_handler(
+    provider: str, check: _Check, deliver: Deliver, clock: Clock, max_body_bytes: int
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await _read_bounded(request, max_body_bytes)
+        if body is None:
+            REQUESTS.labels(provider, "too-large").inc()
+            log.info("intake %s: body above %d bytes refused", provider, max_body_bytes)
+            return web.json_response(
+                {"error": "too-large", "max_bytes": max_body_bytes}, status=413
+            )
+        try:
+            verified = check(request, body, clock())
+        except Unauthorized as refused:
+            REQUESTS.labels(provider, "unauthorized").inc()
+            UNAUTHORIZED.labels(provider, refused.reason).inc()
+            # not-configured is the operator's problem, not the sender's: say it loudly.
+            level = logging.WARNING if refused.reason == NOT_CONFIGURED else logging.INFO
+            log.log(level, "intake %s: refused from %s: %s", provider, request.remote, refused)
+            headers = {"WWW-Authenticate": _CHALLENGES[provider]} if provider in _CHALLENGES else {}
+            return web.json_response(
+                {"error": "unauthorized", "reason": refused.reason}, status=401, headers=headers
+            )
+        if verified.confirmation is not None:
+            return _confirmation(provider, verified.confirmation)
+        try:
+            accepted = await deliver(provider, body)
+        except Exception:
+            # The provider retries on 5xx; its retry is the durable queue while Kafka is out.
+            REQUESTS.labels(provider, "unavailable").inc()
+            log.exception(
+                "intake %s: delivering %d bytes failed; answered 503", provider, len(body)
+            )
+            if verified.on_unavailable is not None:
+                verified.on_unavailable()
+            return web.json_response({"error": "unavailable"}, status=503)
+        REQUESTS.labels(provider, "accepted").inc()
+        return web.json_response({"accepted": accepted}, status=202)
+
+    return handle
+
+
+def _confirmation(provider: str, message: dict[str, object]) -> web.StreamResponse:
+    # Confirming a subscription is an operator action, not something the intake does on
+    # its own: visiting the URL would make any holder of a valid SNS signature for an
+    # allowed topic decide what this service subscribes to (and it is an outbound
+    # request from the request path). The URL is signed, hence safe to show.
+    REQUESTS.labels(provider, "subscription-confirmation").inc()
+    log.warning(
+        "intake %s: SNS %s for topic %s; to act on it, an operator opens SubscribeURL %s",
+        provider,
+        message.get("Type"),
+        message.get("TopicArn"),
+        message.get("SubscribeURL"),
+    )
+    return web.json_response({"confirmation": message.get("Type")}, status=200)
+
+
+async def _read_bounded(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed `limit`: from Content-Length
+    without reading anything, else (chunked) after reading at most limit + one chunk."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    received = bytearray()
+    while chunk := await request.content.readany():
+        received += chunk
+        if len(received) > limit:
+            return None
+    return bytes(received)
+
+
+async def _metrics(request: web.Request) -> web.StreamResponse:
+    # Set as a raw header: aiohttp refuses a charset inside content_type=.
+    return web.Response(
+        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def _healthz(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+async def serve(
+    config: IntakeConfig, deliver: Deliver, host: str, port: int, *, clock: Clock = time.time
+) -> None:
+    """Run the intake on host:port until cancelled, then close it gracefully."""
+    runner = web.AppRunner(create_intake_app(config, deliver, clock))
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        log.info("intake listening on %s", ", ".join(map(str, runner.addresses)))
+        await asyncio.Event().wait()  # until the task is cancelled
+    finally:
+        await runner.cleanup()

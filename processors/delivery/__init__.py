@@ -1,0 +1,1 @@
+"""Delivery: provider notifications and bounce emails become delivery events."""

@@ -1,0 +1,110 @@
+"""The bounce processor's memory per message ref: its route and what waits for it.
+
+A notification can arrive before the event that introduces its message (the
+platform publishes the message event late, or the route is still on its way
+through message-routes). Rather than dead-letter it at once, the notification is
+*parked* under its ref; the route's arrival releases it. A notification that waits
+longer than the configured time is dead-lettered with reason `unknown-message`:
+never silently dropped, never kept forever.
+
+Pure: no I/O; `now` is passed in. The codec (JSON) is here too, next to the shape
+it stores.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from schemas import model as m
+
+# A ref with this many notifications waiting is a flood, not a race: further ones go
+# to the DLQ at once instead of growing one table value without bound.
+MAX_WAITING = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    provider: str
+    body: bytes  # the unit as it came from delivery-notifications
+    received_at: datetime  # when the intake wrote it (the record's timestamp)
+    parked_at: datetime  # when the processor parked it (its wait starts here)
+    source: str  # "topic[partition]@offset", for the dead-letter headers
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    route: m.MessageRoute | None = None
+    waiting: tuple[Waiting, ...] = ()
+
+
+def learn(ledger: Ledger | None, route: m.MessageRoute) -> tuple[Ledger, tuple[Waiting, ...]]:
+    """Record the route; everything that waited for it is released, in arrival order."""
+    released = ledger.waiting if ledger is not None else ()
+    return Ledger(route=route, waiting=()), released
+
+
+def park(ledger: Ledger | None, waiting: Waiting) -> tuple[Ledger, bool]:
+    """Park a notification whose message is unknown; False when the ref is full."""
+    ledger = ledger or Ledger()
+    if len(ledger.waiting) >= MAX_WAITING:
+        return ledger, False
+    return replace(ledger, waiting=(*ledger.waiting, waiting)), True
+
+
+def expire(ledger: Ledger, now: datetime, wait: timedelta) -> tuple[Ledger, tuple[Waiting, ...]]:
+    """Take out what has waited `wait` or longer."""
+    expired = tuple(w for w in ledger.waiting if w.parked_at + wait <= now)
+    if not expired:
+        return ledger, ()
+    kept = tuple(w for w in ledger.waiting if w.parked_at + wait > now)
+    return replace(ledger, waiting=kept), expired
+
+
+def deadline(ledger: Ledger, wait: timedelta) -> datetime | None:
+    """When the first waiting notification expires; None when nothing waits."""
+    if not ledger.waiting:
+        return None
+    return min(w.parked_at for w in ledger.waiting) + wait
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def _dt(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
+def encode_ledger(ledger: Ledger) -> bytes:
+    route = ledger.route.to_avro() if ledger.route is not None else None
+    waiting = [
+        {
+            "provider": w.provider,
+            "body": base64.b64encode(w.body).decode(),
+            "received_at": _ms(w.received_at),
+            "parked_at": _ms(w.parked_at),
+            "source": w.source,
+        }
+        for w in ledger.waiting
+    ]
+    return json.dumps({"route": route, "waiting": waiting}, separators=(",", ":")).encode()
+
+
+def decode_ledger(data: bytes) -> Ledger:
+    raw: dict[str, Any] = json.loads(data)
+    route = m.MessageRoute.from_avro(raw["route"]) if raw["route"] is not None else None
+    waiting = tuple(
+        Waiting(
+            provider=w["provider"],
+            body=base64.b64decode(w["body"]),
+            received_at=_dt(w["received_at"]),
+            parked_at=_dt(w["parked_at"]),
+            source=w["source"],
+        )
+        for w in raw["waiting"]
+    )
+    return Ledger(route=route, waiting=waiting)

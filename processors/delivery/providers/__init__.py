@@ -1,0 +1,7 @@
+"""One parser per provider. Each module exposes:
+
+- `split(body: bytes) -> list[bytes]`: the units of a request body, one per
+  message (SendGrid posts arrays of events; the others one notification per body).
+- `parse(unit: bytes) -> list[Notification]`: the normalized notifications of one
+  unit; raises NotificationError (reason + message naming the field) when it cannot.
+"""

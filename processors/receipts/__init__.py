@@ -1,0 +1,1 @@
+"""Receipts: read receipts per message and viewer, delivery status per message and recipient."""

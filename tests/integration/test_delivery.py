@@ -1,0 +1,274 @@
+"""The bounce processor through the real broker and registry: each provider's
+documented sample payloads become delivery events of the right conversation, with
+their classes and recipients; a notification that arrives before its message waits
+for it; unknown messages and garbage go to the DLQ with the reason; repeated soft
+bounces escalate and a later delivery lifts the suppression."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.intake.records import PARSERS, NotificationPublisher
+from convotrail.settings import Settings
+from convotrail.stack import Endpoints
+from convotrail.topics import admin_client, ensure_topics, topic_specs
+from processors.delivery.notification import NotificationError
+from schemas import headers as h
+from schemas import model as m
+from schemas.registration import register_contract
+from schemas.registry import Registry
+from tests.support.delivery import (
+    FIXTURES,
+    decoder,
+    delivery_events,
+    header,
+    outbound_email,
+    publish,
+    records,
+)
+from tests.support.waiting import wait_until
+from tests.support.worker import running_worker, worker_env
+
+pytestmark = pytest.mark.integration
+
+WAIT_SECONDS = 4  # how long the worker parks a notification for an unknown message
+
+SENT, DELIVERED = m.EventType.MESSAGE_SENT, m.EventType.MESSAGE_DELIVERED
+BOUNCE, FAILED = m.EventType.BOUNCE_DETECTED, m.EventType.DELIVERY_FAILED
+SPAM = m.EventType.CUSTOMER_MARKED_SPAM
+HARD, SOFT, POLICY = m.BounceClass.HARD, m.BounceClass.SOFT, m.BounceClass.POLICY
+
+# What each documented sample must become: (file, event type, recipient, bounce class).
+# Classes follow the providers' own words: SES Permanent/Transient, SendGrid's
+# bounce_classification and type, Mailgun's severity, Postmark's bounce Type.
+EXPECTED: list[tuple[str, m.EventType, str, m.BounceClass | None]] = [
+    ("ses/bounce_permanent.json", BOUNCE, "jane@example.com", HARD),
+    ("ses/bounce_permanent_no_dsn.json", BOUNCE, "jane@example.com", HARD),
+    ("ses/bounce_permanent_no_dsn.json", BOUNCE, "richard@example.com", HARD),
+    ("ses/bounce_transient.json", BOUNCE, "mary@example.com", SOFT),
+    ("ses/complaint.json", SPAM, "richard@example.com", None),
+    ("ses/delivery.json", DELIVERED, "jane@example.com", None),
+    ("ses/event_bounce.json", BOUNCE, "recipient@example.com", HARD),
+    ("ses/event_delivery_delay.json", BOUNCE, "recipient@example.com", SOFT),
+    ("ses/event_reject.json", FAILED, "sender@example.com", None),
+    ("ses/event_send.json", SENT, "recipient@example.com", None),
+    ("ses/sns_bounce.json", BOUNCE, "jane@example.com", HARD),
+    ("sendgrid/events.json", SENT, "alex@example.com", None),
+    ("sendgrid/events.json", BOUNCE, "alex@example.com", SOFT),  # deferred
+    ("sendgrid/events.json", DELIVERED, "alex@example.com", None),
+    ("sendgrid/events.json", BOUNCE, "alex@example.com", HARD),
+    ("sendgrid/events.json", BOUNCE, "sam@example.org", POLICY),  # blocked, 5.7.1
+    ("sendgrid/events.json", BOUNCE, "noemail@this.does.not.exist.tld", POLICY),  # blocked
+    ("sendgrid/events.json", FAILED, "alex@example.com", None),  # dropped
+    ("sendgrid/events.json", SPAM, "alex@example.com", None),
+    ("mailgun/accepted.json", SENT, "recipient@sample.mailgun.com", None),
+    ("mailgun/complained.json", SPAM, "alice@example.com", None),
+    ("mailgun/delivered.json", DELIVERED, "alice@example.com", None),
+    ("mailgun/failed_permanent.json", BOUNCE, "invalid@example.com", HARD),
+    ("mailgun/failed_permanent_suppress_bounce.json", FAILED, "alice@example.com", None),
+    ("mailgun/failed_temporary.json", BOUNCE, "alice@example.com", SOFT),
+    ("postmark/bounce_blocked.json", BOUNCE, "jane@example.com", POLICY),
+    ("postmark/bounce_hard.json", BOUNCE, "john@example.com", HARD),
+    ("postmark/bounce_legacy.json", BOUNCE, "john@example.com", HARD),
+    ("postmark/bounce_soft.json", BOUNCE, "mary@example.com", SOFT),
+    ("postmark/bounce_transient.json", BOUNCE, "richard@example.com", SOFT),
+    ("postmark/delivery.json", DELIVERED, "john@example.com", None),
+    ("postmark/spam_complaint.json", SPAM, "john@example.com", None),
+]
+REFUSED = [
+    ("sendgrid/events.json", "unsupported-type"),
+    ("mailgun/opened.json", "unsupported-type"),
+]
+
+
+@pytest.fixture(scope="module")
+def delivery_stack(
+    kafka_endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """One prefix and one bounce worker for the module (a worker takes ~15 s to join)."""
+    home = tmp_path_factory.mktemp("delivery")
+    settings = Settings.from_env(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_endpoints.bootstrap_servers,
+            "SCHEMA_REGISTRY_URL": kafka_endpoints.registry_url,
+            "CONVOTRAIL_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:10]}-",
+            "CONVOTRAIL_HOME": str(home),
+            "CONVOTRAIL_PARTITIONS": "3",
+        }
+    )
+    ensure_topics(admin_client(settings), topic_specs(settings))
+    register_contract(Registry(settings.registry_url), settings.topics)
+    with running_worker(settings, home / "bounces", processor="bounces",
+                        extra_env={"CONVOTRAIL_BOUNCE_WAIT": str(WAIT_SECONDS)}):  # fmt: skip
+        yield settings
+
+
+def _first_ref(provider: str, unit: bytes) -> str | None:
+    try:
+        notifications = PARSERS[provider].parse(unit)
+    except NotificationError:
+        return None
+    return str(notifications[0].message_refs[0])
+
+
+def test_each_providers_documented_samples_become_delivery_events(
+    delivery_stack: Settings, tmp_path: Path
+) -> None:
+    settings = delivery_stack
+    account = "acct-samples"
+    files = sorted({name for name, *_ in EXPECTED} | {name for name, _ in REFUSED})
+    # The platform's outbound messages, one per message ref the samples name.
+    refs: dict[str, str] = {}
+    for name in files:
+        provider = name.split("/")[0]
+        for unit in PARSERS[provider].split((FIXTURES / "delivery" / name).read_bytes()):
+            ref = _first_ref(provider, unit)
+            if ref is not None:
+                refs.setdefault(ref, f"msg-{len(refs) + 1}")
+    publish(settings, [
+        outbound_email(f"cnv-{message_id}", message_id, ref, account_id=account)
+        for ref, message_id in refs.items()
+    ])  # fmt: skip
+    # One file through the CLI as a user would, the rest through the SDK.
+    cli = subprocess.run(
+        [sys.executable, "-m", "convotrail", "delivery", "ingest", "--provider", "ses",
+         str(FIXTURES / "delivery" / "ses" / "sns_bounce.json")],
+        env=worker_env(settings, tmp_path), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert "1 ses notification record(s) on delivery-notifications" in cli.stdout
+    with NotificationPublisher(settings) as publisher:
+        for name in files:
+            if name != "ses/sns_bounce.json":
+                publisher.publish(name.split("/")[0], (FIXTURES / "delivery" / name).read_bytes())
+
+    def ours() -> list[m.ConversationEvent]:
+        return [e for e in delivery_events(settings) if e.account_id == account]
+
+    found = wait_until(lambda: (got := ours()) and len(got) >= len(EXPECTED) and got,
+                       timeout=90, interval=1, what=f"{len(EXPECTED)} delivery events")  # fmt: skip
+    got = Counter(
+        (e.type, getattr(e.payload, "recipient", None), getattr(e.payload, "bounce_class", None))
+        for e in found
+    )
+    want = Counter((t, recipient, klass) for _, t, recipient, klass in EXPECTED)
+    assert got == want
+    for event in found:  # each lands on its message's conversation, caused by the message
+        message_id = event.payload.message_id  # type: ignore[union-attr]
+        assert event.conversation_id == f"cnv-{message_id}"
+        assert event.causation_id == f"evt-{message_id}"
+        assert event.actor.kind is m.ActorKind.SYSTEM
+    # The two unsupported events (an open, a click-like event) are refused, not dropped.
+    dlq = records(settings, settings.topics.delivery_notifications_dlq)
+    reasons = Counter(header(r, h.DLQ_ERROR_CLASS) for r in dlq)
+    assert reasons["unsupported-type"] == len(REFUSED)
+
+
+def test_a_notification_that_arrives_before_its_message_waits_for_it(
+    delivery_stack: Settings,
+) -> None:
+    settings = delivery_stack
+    body = (FIXTURES / "delivery" / "mailgun" / "failed_permanent.json").read_bytes()
+    body = body.replace(b"msg-90d1e4", b"msg-early-1")  # its own message id
+    with NotificationPublisher(settings) as publisher:
+        publisher.publish("mailgun", body)
+    # The message event comes a second later (the platform published it late).
+    publish(settings, [outbound_email("cnv-early", "msg-early-1", None, account_id="acct-early")])
+    (bounce,) = wait_until(
+        lambda: [e for e in delivery_events(settings) if e.account_id == "acct-early"],
+        timeout=60, interval=1, what="the parked bounce, released",
+    )  # fmt: skip
+    assert bounce.type is BOUNCE and bounce.conversation_id == "cnv-early"
+    assert isinstance(bounce.payload, m.BounceDetected)
+    assert (bounce.payload.recipient, bounce.payload.smtp_status) == (
+        "invalid@example.com",
+        "5.1.1",
+    )
+
+
+def test_unknown_messages_and_garbage_go_to_the_dlq_with_the_reason(
+    delivery_stack: Settings,
+) -> None:
+    settings = delivery_stack
+    body = (FIXTURES / "delivery" / "postmark" / "bounce_hard.json").read_bytes()
+    never_sent = body.replace(b"msg-7f3a2c", b"msg-never-sent")
+    with NotificationPublisher(settings) as publisher:
+        publisher.publish("postmark", never_sent)
+        publisher.publish("ses", b"this is not JSON {")
+        publisher.publish("dsn", b"Subject: hello\n\njust a normal email\n")
+
+    def refused() -> dict[bytes, str]:
+        """Dead letters of this test, by their original bytes: the error header."""
+        ours = (never_sent, b"this is not JSON {", b"Subject: hello\n\njust a normal email\n")
+        found = records(settings, settings.topics.delivery_notifications_dlq)
+        return {r.value(): str(header(r, h.DLQ_ERROR)) for r in found if r.value() in ours}
+
+    dead = wait_until(lambda: (d := refused()) and len(d) >= 3 and d,
+                      timeout=WAIT_SECONDS + 60, interval=1, what="three dead letters")  # fmt: skip
+    unknown = dead[never_sent]  # the original bytes, unchanged, with the reason
+    assert unknown.startswith("unknown-message: ")
+    assert "msg-never-sent" in unknown and f"within {WAIT_SECONDS} s" in unknown
+    assert dead[b"this is not JSON {"].startswith("unparseable: ")
+    assert dead[b"Subject: hello\n\njust a normal email\n"].startswith("not-a-bounce: ")
+
+
+def test_repeated_soft_bounces_escalate_and_a_later_delivery_lifts_the_suppression(
+    delivery_stack: Settings,
+) -> None:
+    settings = delivery_stack
+    account, address = "acct-escalate", "pat@example.net"
+    now = datetime.now(UTC).replace(microsecond=0)
+    template = (FIXTURES / "delivery" / "mailgun" / "failed_temporary.json").read_text()
+    delivered = (FIXTURES / "delivery" / "mailgun" / "delivered.json").read_text()
+    publish(settings, [
+        outbound_email(f"cnv-esc-{i}", f"msg-esc-{i}", f"esc-{i}@mail.example", (address,),
+                       account_id=account)
+        for i in range(4)
+    ])  # fmt: skip
+
+    def mailgun(text: str, ref: str, at: datetime, event_id: str) -> bytes:
+        import json
+
+        body = json.loads(text)
+        data = body["event-data"]
+        data["recipient"] = address
+        data["id"] = event_id
+        data["timestamp"] = at.timestamp()
+        data["message"]["headers"]["message-id"] = ref
+        data.pop("user-variables", None)
+        return json.dumps(body).encode()
+
+    with NotificationPublisher(settings) as publisher:
+        for i in range(3):  # three messages soft-bounce within three hours
+            at = now + timedelta(hours=i)
+            publisher.publish("mailgun", mailgun(template, f"esc-{i}@mail.example", at, f"s{i}"))
+    suppressed_topic = settings.topics.suppressed_recipients
+    (suppression,) = wait_until(lambda: records(settings, suppressed_topic), timeout=60,
+                                interval=1, what="the suppression")  # fmt: skip
+    record = decoder(settings, suppressed_topic, m.SuppressedRecipient)(suppression.value())
+    assert suppression.key() == f"{account}/{address}".encode()
+    assert record.reason is m.SuppressionReason.REPEATED_SOFT_BOUNCES
+    assert record.message_id == "msg-esc-2" and record.conversation_id == "cnv-esc-2"
+    bounces = sorted(
+        (e for e in delivery_events(settings) if e.account_id == account),
+        key=lambda e: e.occurred_at,
+    )
+    classes = [(e.payload.bounce_class, e.payload.escalated) for e in bounces]  # type: ignore[union-attr]
+    assert classes == [(SOFT, False), (SOFT, False), (HARD, True)]
+    # A message delivered to the address later: the suppression is lifted (tombstone).
+    with NotificationPublisher(settings) as publisher:
+        later = now + timedelta(hours=5)
+        publisher.publish("mailgun", mailgun(delivered, "esc-3@mail.example", later, "d3"))
+    lifted = wait_until(
+        lambda: [r for r in records(settings, suppressed_topic) if r.value() is None],
+        timeout=60, interval=1, what="the tombstone",
+    )  # fmt: skip
+    assert [r.key() for r in lifted] == [f"{account}/{address}".encode()]
