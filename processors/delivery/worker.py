@@ -49,9 +49,9 @@ from processors.conversation.worker import (
     BATCH_SIZE,
     BATCH_WITHIN,
     WorkerOptions,
-    make_current,
     app_settings,
     install_logging_fix,
+    make_current,
     wall_clock,
 )
 from processors.delivery import facts, ledger

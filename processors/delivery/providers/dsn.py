@@ -21,6 +21,7 @@ Pure: no I/O, no clock reads.
 
 from __future__ import annotations
 
+import copy
 import email
 import email.policy
 import html
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
 from email.parser import HeaderParser
-from email.utils import parsedate_to_datetime
+from email.utils import getaddresses, parsedate_to_datetime
 
 import flufl.bounce
 
@@ -280,7 +281,7 @@ def _dsn_outcomes(msg: Message, part: Message) -> list[Outcome]:
 
 
 def _heuristic_outcomes(msg: Message, root: Message) -> list[Outcome]:
-    temporary, permanent = flufl.bounce.all_failures(msg)
+    temporary, permanent = flufl.bounce.all_failures(_detectable(msg))
     report = _report_text(root)
     outcomes: list[Outcome] = []
     # Sorted: frozensets of bytes iterate in hash order, which varies between runs.
@@ -318,6 +319,19 @@ def _heuristic_outcomes(msg: Message, root: Message) -> list[Outcome]:
     return outcomes
 
 
+def _detectable(msg: Message) -> Message:
+    """`msg`, or a copy the detectors can read. flufl.bounce 6.0's Yale detector
+    indexes the parsed From addresses without checking there is one, so a bounce
+    without a usable From would abort the whole scan; a null From reads as 'not
+    Yale's', which it is."""
+    if getaddresses([header(msg, "From") or ""]):
+        return msg
+    clone = copy.deepcopy(msg)  # the caller's message stays as it was
+    del clone["From"]
+    clone["From"] = "<>"
+    return clone
+
+
 def _unique(outcomes: list[Outcome]) -> list[Outcome]:
     # A recipient listed twice (two reports, or Original- and Final-Recipient blocks)
     # is one fact per kind; the first, most specific, wins.
@@ -334,18 +348,29 @@ def _unique(outcomes: list[Outcome]) -> list[Outcome]:
 def _status_blocks(part: Message) -> list[Message]:
     """The header blocks of a delivery-status part."""
     payload = part.get_payload()
-    if isinstance(payload, list):
+    if part.get_content_type() == "message/delivery-status" and isinstance(payload, list):
         return [block for block in payload if isinstance(block, Message)]
-    # The email package only splits message/delivery-status into blocks, and only
-    # when it is not transfer-encoded; the global (UTF-8) variant and encoded parts
-    # come as text.
-    text = _decoded(part)
+    # The email package splits only message/delivery-status into blocks. It reads the
+    # global (UTF-8) variant like a message/rfc822: one "message" whose headers are
+    # the first block and whose body is the rest. Split that text ourselves.
+    if isinstance(payload, list):
+        text = "\n".join(_message_text(sub) for sub in payload if isinstance(sub, Message))
+    else:
+        text = _decoded(part)
     parser = HeaderParser(policy=email.policy.compat32)
     return [
         parser.parsestr(chunk.strip() + "\n")
         for chunk in re.split(r"\r?\n[ \t]*\r?\n", text)
         if chunk.strip()
     ]
+
+
+def _message_text(msg: Message) -> str:
+    head = _clean("".join(f"{name}: {value}\n" for name, value in msg.raw_items()))
+    # decode=True gives the raw bytes; without it compat32 has already replaced every
+    # non-ASCII byte, valid UTF-8 included.
+    body = msg.get_payload(decode=True)
+    return head + "\n" + (body.decode("utf-8", "replace") if isinstance(body, bytes) else "")
 
 
 def _has_recipient_field(block: Message) -> bool:

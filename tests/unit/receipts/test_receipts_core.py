@@ -128,10 +128,10 @@ def test_teammate_and_customer_views_are_separate_receipts() -> None:
     t, _ = fold(
         [
             reply(),
-            view("v1", T0 + timedelta(minutes=5), kind=m.ViewerKind.STAFF, viewer="dana", agent=None,
-                 source=m.ViewSource.APP),
-            view("v2", T0 + timedelta(minutes=9), kind=m.ViewerKind.STAFF, viewer="lee", agent=None,
-                 source=m.ViewSource.APP),
+            view("v1", T0 + timedelta(minutes=5), kind=m.ViewerKind.STAFF, viewer="dana",
+                 agent=None, source=m.ViewSource.APP),
+            view("v2", T0 + timedelta(minutes=9), kind=m.ViewerKind.STAFF, viewer="lee",
+                 agent=None, source=m.ViewSource.APP),
             view("v3", T0 + timedelta(hours=1)),
         ]
     )  # fmt: skip
