@@ -149,6 +149,86 @@ def _expected_entries(events: list[ConversationEvent], conversation_id: str) -> 
     return count
 
 
+def _show_delivery(
+    settings: Settings, events: list[ConversationEvent], database_url: str, echo: Echo
+) -> tuple[str, str] | None:
+    """Put three provider notifications about demo emails through the bounce processor
+    (an SES bounce, a Postfix bounce email, a SendGrid delivery) and show what the
+    database then says, with a message's "Viewed" receipt."""
+    import json
+
+    from connectors.delivery_samples import postfix_bounce_email, sendgrid_event, ses_via_sns
+    from connectors.intake.records import NotificationPublisher
+    from connectors.sink.errors import SinkError
+    from connectors.sink.query import (
+        load_delivery,
+        load_receipts,
+        render_delivery_text,
+        render_receipts_text,
+    )
+    from schemas.model import MessageAdded, MessageDirection, MessageViewed, ViewerKind
+
+    emails = [
+        (e.payload.message_id, e.payload.email_message_id.strip("<>"), e.payload.recipients[0])
+        for e in events
+        if isinstance(e.payload, MessageAdded)
+        and e.payload.direction is MessageDirection.OUTBOUND
+        and e.payload.email_message_id
+        and e.payload.recipients
+    ]
+    if len(emails) < 3:
+        return None
+    now = datetime.now(UTC)
+    (bounced, ref1, to1), (returned, ref2, to2), (delivered, ref3, to3) = emails[-3:]
+    notifications = [
+        ("ses", ses_via_sns("Bounce", email_message_id=ref1, ses_message_id=f"ses-{bounced}",
+                            recipient=to1, at=now, notification_id=str(uuid.uuid4()))),
+        ("dsn", postfix_bounce_email(email_message_id=ref2, recipient=to2, at=now,
+                                     bounce_id=f"{uuid.uuid4()}@mx1.acme.example")),
+        ("sendgrid", json.dumps([sendgrid_event("delivered", email_message_id=ref3,
+                                                recipient=to3, at=now,
+                                                event_id=uuid.uuid4().hex)]).encode()),
+    ]  # fmt: skip
+    echo("Putting three provider notifications through the bounce processor:")
+    with NotificationPublisher(settings) as intake:
+        for provider, body in notifications:
+            intake.publish(provider, body)
+            echo(f"  {provider:<9} notification on {settings.topics.delivery_notifications}")
+    deadline = time.monotonic() + 120
+    shown: dict[str, str] = {}
+    while time.monotonic() < deadline and len(shown) < 3:
+        for message_id, wanted in ((bounced, "BOUNCED"), (returned, "BOUNCED"),
+                                   (delivered, "DELIVERED")):  # fmt: skip
+            try:
+                statuses = load_delivery(database_url, message_id)
+            except SinkError:
+                continue
+            if any(s.state.value == wanted and s.updated_at >= now.replace(microsecond=0)
+                   for s in statuses):  # fmt: skip
+                shown[message_id] = render_delivery_text(statuses)
+        time.sleep(1.0)
+    echo("Delivery status from the database (convotrail delivery MESSAGE_ID):")
+    for message_id, text in shown.items():
+        echo(f"  {message_id}: {text}")
+    if len(shown) < 3:
+        echo("  not every notification has reached the database yet; see bounces.log")
+    viewed = [
+        e.payload.message_id
+        for e in events
+        if isinstance(e.payload, MessageViewed) and e.payload.viewer_kind is ViewerKind.CUSTOMER
+    ]
+    for message_id in reversed(viewed):
+        try:
+            receipts = load_receipts(database_url, message_id)
+        except SinkError:
+            continue
+        if any(r.first_viewed_at is not None for r in receipts):
+            echo(f"Read receipts of {message_id} (the 'Viewed' indicator):")
+            echo(f"  {render_receipts_text(receipts)}")
+            return bounced, message_id
+    return bounced, viewed[-1] if viewed else bounced
+
+
 def run_demo(settings: Settings, once: bool, conversations: int, echo: Echo) -> None:
     from connectors.sink.query import render_timeline_text
     from connectors.sink.store import default_database_url
@@ -168,8 +248,10 @@ def run_demo(settings: Settings, once: bool, conversations: int, echo: Echo) -> 
         registry = Registry(settings.registry_url)
         for done in register_contract(registry, settings.topics):
             echo(f"Schema registered: {done.subject} (id {done.schema_id}, {done.compatibility})")
-        echo("Starting a conversation worker and the SQL sink ...")
+        echo("Starting the conversation, bounce and receipts workers and the SQL sink ...")
         children.append(_start_child(["worker"], logs / "worker.log"))
+        children.append(_start_child(["worker", "--processor", "bounces"], logs / "bounces.log"))
+        children.append(_start_child(["worker", "--processor", "receipts"], logs / "receipts.log"))
         children.append(_start_child(["sink", "--database-url", database_url], logs / "sink.log"))
         events = recent_history(DEMO_SEED, conversations, datetime.now(UTC))
         echo(f"Publishing {len(events)} events of {conversations} generated conversations:")
@@ -191,10 +273,15 @@ def run_demo(settings: Settings, once: bool, conversations: int, echo: Echo) -> 
                 echo(f"Timeline of {conversation_id} ({len(entries)} entries, from the database):")
                 for line in render_timeline_text(entries).splitlines()[:12]:
                     echo(f"  {line}")
+            tracked = _show_delivery(settings, events, database_url, echo)
             _where_to_look(settings, local, echo)
             echo(f"  Worker and sink logs     {logs}")
             echo(f"  Database                 {database_url}")
             echo(f"  Read it                  convotrail timeline {samples[0]}")
+            if tracked is not None:
+                echo(f"  Delivery and 'Viewed'   convotrail delivery {tracked[0]}; "
+                     f"convotrail receipts {tracked[1]}")  # fmt: skip
+            echo("  Webhook intake           convotrail delivery serve (docs/delivery.md)")
             echo("")
             if once:
                 return

@@ -45,6 +45,7 @@ KNOWN_AGENTS: tuple[str, ...] = (
     r"Sophos",
     r"Zscaler",
     r"Microsoft Defender|SafeLinks|Office 365 ATP",
+    r"MailScanner|URLDefense|scanner|prefetch",
     # Generic automation fetching a URL.
     r"\bbot\b|crawler|spider|preview",
     r"curl/|Wget/|python-requests|aiohttp|Go-http-client|Java/|okhttp|HeadlessChrome",

@@ -40,6 +40,17 @@ def test_demo_once_runs_the_whole_slice(settings: Settings, tmp_path: Path) -> N
     assert "started this conversation by" in result.stdout
     assert "the sink has not stored everything yet" not in result.stdout
     assert "worker and sink stopped" in result.stdout
+    # The delivery side: three notifications through the bounce processor, their
+    # statuses and a "Viewed" receipt read back from the database.
+    assert "not every notification has reached the database yet" not in result.stdout
+    assert re.search(
+        r"msg-\S+: \S+@\S+: BOUNCED via ses at .*\(hard bounce; 5\.1\.1", result.stdout
+    )
+    assert re.search(
+        r"msg-\S+: \S+@\S+: BOUNCED via dsn at .*\(hard bounce; 5\.1\.1", result.stdout
+    )
+    assert re.search(r"msg-\S+: \S+@\S+: DELIVERED via sendgrid at ", result.stdout)
+    assert re.search(r"customer \S+: Viewed \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", result.stdout)
     assert (tmp_path / "home" / "convotrail.db").exists()
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "home")], capture_output=True)
     assert leftovers.stdout == b""

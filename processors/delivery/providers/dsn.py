@@ -63,13 +63,15 @@ _RETURNED_TYPES = frozenset(
     }
 )
 
-# RFC 3463 enhanced status code. Stricter than status.ENHANCED_STATUS about what may
-# follow (a sentence's full stop may, an IP address's next octet may not) and about
-# the subject (0-7), because here it is searched for in free report text.
-_ENHANCED = re.compile(r"(?<![\w.])([245])\.([0-7])\.(\d{1,3})(?!\d|\.\d)")
-# A basic SMTP reply code as a server writes it: '550 ...', '550-...', 'said: 450'.
-# Not after a digit, dot, colon, slash, '#' or '-' (IP octets, times, paths, ids).
-_REPLY_CODE = re.compile(r"(?<![\w.:/#-])([245][0-5]\d)(?=[ -]|$)", re.MULTILINE)
+# RFC 3463 enhanced status code. Unlike status.ENHANCED_STATUS it may end a sentence
+# ('... (#5.1.1).') but not be followed by another number (an IP address's next
+# octet), and it must not follow a letter or a dot, because here it is searched for
+# in free report text.
+_ENHANCED = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
+# A failure reply code as a server writes it: '550 ...', '550-...', 'said: 450'. Not
+# after a digit, dot, colon, slash, '#' or '-' (IP octets, times, paths, ids); 2xx
+# is left out so a transcript's '250 OK' does not stand in for the refusal after it.
+_REPLY_CODE = re.compile(r"(?<![\w.:/#-])([45][0-5]\d)(?=[ -]|$)", re.MULTILINE)
 # The diagnostic-type of a Diagnostic-Code ('smtp; ', 'X-Postfix; ', 'X-Notes; ').
 _DIAGNOSTIC_TYPE = re.compile(r"^\s*[A-Za-z][\w.-]*\s*;\s*")
 _WHITESPACE = re.compile(r"\s+")
@@ -320,16 +322,36 @@ def _heuristic_outcomes(msg: Message, root: Message) -> list[Outcome]:
 
 
 def _detectable(msg: Message) -> Message:
-    """`msg`, or a copy the detectors can read. flufl.bounce 6.0's Yale detector
-    indexes the parsed From addresses without checking there is one, so a bounce
-    without a usable From would abort the whole scan; a null From reads as 'not
-    Yale's', which it is."""
-    if getaddresses([header(msg, "From") or ""]):
+    """`msg`, or a copy flufl.bounce 6.0's detectors can read without crashing (which
+    would abort the whole scan, every later detector included):
+
+    - several detectors call str methods on header values, but for a value with raw
+      non-ASCII bytes (an 8-bit Subject or display name, common in real bounces)
+      compat32 returns an email.header.Header; the copy holds cleaned text instead;
+    - the Yale detector indexes the parsed From addresses without checking there is
+      one; the copy gets a null From, which reads as 'not Yale's'.
+    """
+    parts = list(msg.walk())
+    dirty = any(_has_surrogates(value) for part in parts for _, value in part.raw_items())
+    no_from = not getaddresses([header(msg, "From") or ""])
+    if not dirty and not no_from:
         return msg
     clone = copy.deepcopy(msg)  # the caller's message stays as it was
-    del clone["From"]
-    clone["From"] = "<>"
+    if dirty:
+        for part in clone.walk():
+            items = list(part.raw_items())
+            for name in {name for name, _ in items}:
+                del part[name]
+            for name, value in items:
+                part[name] = _clean(value)
+    if no_from:
+        del clone["From"]
+        clone["From"] = "<>"
     return clone
+
+
+def _has_surrogates(value: object) -> bool:
+    return isinstance(value, str) and any("\udc80" <= c <= "\udcff" for c in value)
 
 
 def _unique(outcomes: list[Outcome]) -> list[Outcome]:
@@ -575,8 +597,9 @@ def _html_to_text(text: str) -> str:
 def message_refs(msg: Message) -> tuple[str, ...]:
     """Ids that may name the bounced message, best first: the platform's stamp, then
     the original's Message-ID from its returned headers (or the DSN's
-    X-Original-Message-ID), then `Message-ID:` lines in the report text; only when none of those exists, the bounce's own In-Reply-To
-    and References (some servers, Gmail among them, thread the bounce that way)."""
+    X-Original-Message-ID), then `Message-ID:` lines in the report text; only when
+    none of those exists, the bounce's own In-Reply-To and References (some
+    servers, Gmail and Exchange among them, thread the bounce that way)."""
     root = bounce_root(msg)
     stamped: list[str] = []
     ids: list[str] = []

@@ -532,6 +532,37 @@ def test_a_detector_crash_is_unparseable(monkeypatch: pytest.MonkeyPatch) -> Non
     assert caught.value.reason == "unparseable"
 
 
+@pytest.mark.parametrize(
+    ("name", "old", "new"),
+    [
+        # A raw 8-bit display name: compat32 gives the detectors a Header, not a str,
+        # and Sina's detector (which runs before qmail's and Postfix's) called .lower().
+        (
+            "qmail_01.txt",
+            b"From: MAILER-DAEMON@gate0.n-h.net",
+            b"From: \xd0\xc5\xcf\xa2 <MAILER-DAEMON@gate0.n-h.net>",
+        ),
+        (
+            "postfix_01.txt",
+            b"From: MAILER-DAEMON@python.org (Mail Delivery System)",
+            b"From: MAILER-DAEMON@python.org (Syst\xe8me de messagerie)",
+        ),
+        ("qmail_01.txt", b"Subject: failure notice", b"Subject: \xc9chec de remise"),
+        ("qmail_01.txt", b"From: MAILER-DAEMON@gate0.n-h.net\n", b""),  # no From at all
+    ],
+)
+def test_detectors_survive_raw_8bit_headers_and_a_missing_from(
+    name: str, old: bytes, new: bytes
+) -> None:
+    raw = _raw(name)
+    assert old in raw
+    mangled = email.message_from_bytes(raw.replace(old, new), policy=email.policy.compat32)
+    outcomes = dsn.read_bounce(mangled)
+    expected = CORPUS[name]
+    assert isinstance(expected, Expected)
+    assert tuple(sorted(o.recipient for o in outcomes)) == expected.recipients
+
+
 # -- robustness -----------------------------------------------------------------------
 
 
@@ -623,3 +654,17 @@ def test_arbitrary_text_with_headers(
     if crlf:
         text = text.replace("\n", "\r\n")
     _check(text.encode("utf-8", "surrogatepass") + binary_tail)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), name=st.sampled_from(sorted(CORPUS)))
+def test_mangled_real_bounces(data: st.DataObject, name: str) -> None:
+    raw = bytearray(_raw(name))
+    cut = data.draw(st.integers(min_value=0, max_value=len(raw)), label="cut")
+    flips = data.draw(
+        st.lists(st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 255)), max_size=20),
+        label="flips",
+    )
+    for index, value in flips:
+        raw[index] = value
+    _check(bytes(raw[:cut]) if data.draw(st.booleans(), label="truncate") else bytes(raw))
