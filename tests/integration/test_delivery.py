@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Message
 
 from connectors.intake.records import PARSERS, NotificationPublisher
 from convotrail.settings import Settings
@@ -250,11 +251,13 @@ def test_repeated_soft_bounces_escalate_and_a_later_delivery_lifts_the_suppressi
         for i in range(3):  # three messages soft-bounce within three hours
             at = now + timedelta(hours=i)
             publisher.publish("mailgun", mailgun(template, f"esc-{i}@mail.example", at, f"s{i}"))
-    suppressed_topic = settings.topics.suppressed_recipients
-    (suppression,) = wait_until(lambda: records(settings, suppressed_topic), timeout=60,
-                                interval=1, what="the suppression")  # fmt: skip
+    suppressed_topic, key = settings.topics.suppressed_recipients, f"{account}/{address}".encode()
+
+    def ours() -> list[Message]:  # the module's other tests suppress other addresses
+        return [r for r in records(settings, suppressed_topic) if r.key() == key]
+
+    (suppression,) = wait_until(ours, timeout=60, interval=1, what="the suppression")
     record = decoder(settings, suppressed_topic, m.SuppressedRecipient)(suppression.value())
-    assert suppression.key() == f"{account}/{address}".encode()
     assert record.reason is m.SuppressionReason.REPEATED_SOFT_BOUNCES
     assert record.message_id == "msg-esc-2" and record.conversation_id == "cnv-esc-2"
     bounces = sorted(
@@ -267,8 +270,78 @@ def test_repeated_soft_bounces_escalate_and_a_later_delivery_lifts_the_suppressi
     with NotificationPublisher(settings) as publisher:
         later = now + timedelta(hours=5)
         publisher.publish("mailgun", mailgun(delivered, "esc-3@mail.example", later, "d3"))
-    lifted = wait_until(
-        lambda: [r for r in records(settings, suppressed_topic) if r.value() is None],
-        timeout=60, interval=1, what="the tombstone",
+    lifted = wait_until(lambda: [r for r in ours() if r.value() is None], timeout=60,
+                        interval=1, what="the tombstone")  # fmt: skip
+    assert len(lifted) == 1 and len(ours()) == 2  # suppressed once, lifted once
+
+
+def test_real_bounce_emails_of_many_mail_servers_become_bounce_events(
+    delivery_stack: Settings,
+) -> None:
+    """The bounce corpus (tests/fixtures/bounces: DSN, Exim, Postfix, qmail, Exchange,
+    Gmail, Yahoo, Microsoft 365 and others) through the broker: each bounce that names
+    its original message lands on that message's conversation with the recipients and
+    classes the parser finds (pinned per file in tests/unit/delivery/test_dsn.py);
+    each one that does not goes to the DLQ with the parser's reason."""
+    settings = delivery_stack
+    account = "acct-bounces"
+    corpus = sorted((FIXTURES / "bounces").glob("*.txt"))
+    expected: Counter[tuple[str, str, str, m.BounceClass | None]] = Counter()
+    refused: Counter[str] = Counter()
+    outbound: dict[str, m.ConversationEvent] = {}
+    for path in corpus:
+        try:
+            notifications = PARSERS["dsn"].parse(path.read_bytes())
+        except NotificationError as exc:
+            refused[exc.reason] += 1
+            continue
+        ref = notifications[0].message_refs[0]
+        message_id = f"msg-{path.stem}"
+        outbound.setdefault(ref, outbound_email(
+            f"cnv-{path.stem}", message_id, ref, tuple(n.recipient for n in notifications),
+            account_id=account,
+        ))  # fmt: skip
+        routed_to = outbound[ref].payload.message_id  # type: ignore[union-attr]
+        for n in notifications:
+            kind = {"DELIVERED": DELIVERED, "FAILED": FAILED}.get(n.kind.value, BOUNCE)
+            expected[(routed_to, kind.value, n.recipient, n.bounce_class)] += 1
+    families = {path.stem.rsplit("_", 1)[0] for path in corpus}
+    assert len(corpus) >= 70 and len(families) >= 15
+    assert len(outbound) >= 20 and sum(refused.values()) >= 40
+    publish(settings, list(outbound.values()))
+    with NotificationPublisher(settings) as publisher:
+        for path in corpus:
+            publisher.publish("dsn", path.read_bytes())
+
+    def ours() -> list[m.ConversationEvent]:
+        return [e for e in delivery_events(settings) if e.account_id == account]
+
+    total = sum(expected.values())
+    found = wait_until(lambda: (got := ours()) and len(got) >= total and got,
+                       timeout=90, interval=1, what=f"{total} bounce events")  # fmt: skip
+    got = Counter(
+        (e.payload.message_id, e.type.value, e.payload.recipient,  # type: ignore[union-attr]
+         getattr(e.payload, "bounce_class", None))
+        for e in found
     )  # fmt: skip
-    assert [r.key() for r in lifted] == [f"{account}/{address}".encode()]
+    assert got == expected
+    by_file = {e.conversation_id.removeprefix("cnv-"): e.payload for e in found}
+    gmail = by_file["modern_gmail_nosuchuser"]
+    m365 = by_file["modern_m365_recipientnotfound"]
+    yahoo = by_file["modern_exim_yahoo_policy"]
+    assert isinstance(gmail, m.BounceDetected) and isinstance(m365, m.BounceDetected)
+    assert isinstance(yahoo, m.BounceDetected)
+    assert (gmail.bounce_class, gmail.smtp_status) == (HARD, "5.1.1")
+    assert (m365.bounce_class, m365.smtp_status) == (HARD, "5.1.10")
+    assert (yahoo.bounce_class, yahoo.smtp_status) == (POLICY, "5.7.9")
+    emails = {path.read_bytes() for path in corpus}
+
+    def refused_here() -> list[Message]:
+        found = records(settings, settings.topics.delivery_notifications_dlq)
+        return [r for r in found if r.value() in emails]
+
+    dead = wait_until(
+        lambda: (d := refused_here()) and len(d) >= sum(refused.values()) and d,
+        timeout=60, interval=1, what="the refused bounce emails on the DLQ",
+    )  # fmt: skip
+    assert Counter(header(r, h.DLQ_ERROR_CLASS) for r in dead) == refused
