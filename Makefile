@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.producer_throughput
 	$(BIN)/python -m bench.pipeline_throughput --profile
 	$(BIN)/python -m bench.timer_lateness
+	$(BIN)/python -m bench.delivery_throughput
 
 stack-start: $(STAMP)
 	$(BIN)/convotrail stack start
