@@ -628,6 +628,40 @@ def receipts(message_id: str, database_url: str | None, as_json: bool) -> None:
     click.echo(render_records_json(found) if as_json else render_receipts_text(found))
 
 
+@main.command()
+@_DATABASE_URL
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="CONVOTRAIL_API_HOST")
+@click.option("--port", default=8080, show_default=True, envvar="CONVOTRAIL_API_PORT")
+@_one_line_errors
+def serve(database_url: str | None, host: str, port: int) -> None:
+    """Run the read API and the conversation page over the sink database.
+
+    Page: http://HOST:PORT/accounts/ACCOUNT/conversations/CONVERSATION (timeline,
+    delivery status, "Viewed" with the exact time on hover); JSON under /api/v1.
+    CONVOTRAIL_API_TOKENS=account=token,... requires a bearer token per account.
+    """
+    import asyncio
+    import os
+
+    from connectors.api.http import parse_tokens, serve_api
+    from connectors.sink.store import store_at
+
+    try:
+        tokens = parse_tokens(os.environ.get("CONVOTRAIL_API_TOKENS"))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not tokens and host not in ("127.0.0.1", "localhost", "::1"):
+        raise click.ClickException(
+            f"refusing to serve every account's data on {host} without CONVOTRAIL_API_TOKENS"
+        )
+    settings = _settings()
+    with store_at(_database_url(settings, database_url), migrate=False) as store:
+        access = "per-account tokens" if tokens else "open, local only"
+        click.echo(f"read API on http://{host}:{port}/api/v1 ({access})")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_api(store, tokens, host, port))
+
+
 # -- demo ----------------------------------------------------------------------
 
 

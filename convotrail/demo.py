@@ -11,6 +11,7 @@ whatever it started (worker, sink, and the stack if it started it).
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -149,6 +150,22 @@ def _expected_entries(events: list[ConversationEvent], conversation_id: str) -> 
     return count
 
 
+def _page_check(url: str) -> str:
+    """Whether the read API answers with the page and its "Viewed" indicator."""
+    import urllib.request
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                html = response.read().decode()
+            viewed = ">Viewed</span>" in html
+            return " (answering; 'Viewed' shown)" if viewed else " (answering)"
+        except OSError:
+            time.sleep(0.5)
+    return " (not answering: see api.log)"
+
+
 def _show_delivery(
     settings: Settings, events: list[ConversationEvent], database_url: str, echo: Echo
 ) -> tuple[str, str] | None:
@@ -253,6 +270,9 @@ def run_demo(settings: Settings, once: bool, conversations: int, echo: Echo) -> 
         children.append(_start_child(["worker", "--processor", "bounces"], logs / "bounces.log"))
         children.append(_start_child(["worker", "--processor", "receipts"], logs / "receipts.log"))
         children.append(_start_child(["sink", "--database-url", database_url], logs / "sink.log"))
+        api_port = os.environ.get("CONVOTRAIL_API_PORT", "8080")
+        children.append(_start_child(["serve", "--database-url", database_url, "--port", api_port],
+                                     logs / "api.log"))  # fmt: skip
         events = recent_history(DEMO_SEED, conversations, datetime.now(UTC))
         echo(f"Publishing {len(events)} events of {conversations} generated conversations:")
         with EventPublisher(settings, registry=registry) as publisher:
@@ -281,6 +301,11 @@ def run_demo(settings: Settings, once: bool, conversations: int, echo: Echo) -> 
             if tracked is not None:
                 echo(f"  Delivery and 'Viewed'   convotrail delivery {tracked[0]}; "
                      f"convotrail receipts {tracked[1]}")  # fmt: skip
+                home = next(e for e in events if getattr(e.payload, "message_id", None)
+                            == tracked[1])  # fmt: skip
+                url = (f"http://127.0.0.1:{api_port}/accounts/{home.account_id}/conversations/"
+                       f"{home.conversation_id}")  # fmt: skip
+                echo(f"  Conversation page        {url}{_page_check(url)}")
             echo("  Webhook intake           convotrail delivery serve (docs/delivery.md)")
             echo("")
             if once:
@@ -299,7 +324,7 @@ def run_demo(settings: Settings, once: bool, conversations: int, echo: Echo) -> 
         signal.signal(signal.SIGTERM, previous)
         _stop_children(children)
         if children:
-            echo("  worker and sink stopped")
+            echo("  workers, sink and read API stopped")
         if local is not None and started_here:
             for line in local.stop():
                 echo(f"  {line}")

@@ -1296,6 +1296,7 @@ class TimelineEntry:
     changes: tuple[FieldChange, ...] = ()
     correlation_id: str | None = None
     causation_id: str | None = None
+    message_id: str | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -1310,6 +1311,7 @@ class TimelineEntry:
             "changes": [item.to_avro() for item in self.changes],
             "correlation_id": self.correlation_id,
             "causation_id": self.causation_id,
+            "message_id": self.message_id,
         }
 
     @classmethod
@@ -1326,6 +1328,7 @@ class TimelineEntry:
             changes=tuple(FieldChange.from_avro(item) for item in d["changes"]),
             correlation_id=d["correlation_id"],
             causation_id=d["causation_id"],
+            message_id=d["message_id"],
         )
 
 

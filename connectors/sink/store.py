@@ -114,6 +114,7 @@ timeline_entries = sa.Table(
     sa.Column("changes", sa.Text, nullable=False),  # JSON list of FieldChange
     sa.Column("correlation_id", sa.String),
     sa.Column("causation_id", sa.String),
+    sa.Column("message_id", sa.String),  # added in revision 0002
     # A tenant-scoped read API lists an account's conversation in order.
     sa.Index("ix_timeline_entries_account_conversation", "account_id", "conversation_id",
              "sequence"),
@@ -226,6 +227,7 @@ def timeline_row(entry: TimelineEntry) -> dict[str, Any]:
         "changes": changes_to_json(entry.changes),
         "correlation_id": entry.correlation_id,
         "causation_id": entry.causation_id,
+        "message_id": entry.message_id,
     }
 
 
@@ -248,6 +250,7 @@ def timeline_entry_from_row(row: sa.Row[Any]) -> TimelineEntry:
         changes=changes_from_json(row.changes),
         correlation_id=row.correlation_id,
         causation_id=row.causation_id,
+        message_id=row.message_id,
     )
 
 

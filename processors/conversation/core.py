@@ -566,6 +566,7 @@ def _apply(memory: Memory, event: m.ConversationEvent, out: _Collector) -> Memor
                 changes=_changes(before, after),
                 correlation_id=event.correlation_id,
                 causation_id=event.causation_id,
+                message_id=getattr(event.payload, "message_id", None),
             )
         )
     memory = Memory(after, seen)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from convotrail.settings import Settings
+from tests.support.ports import free_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -21,6 +22,7 @@ def test_demo_once_runs_the_whole_slice(settings: Settings, tmp_path: Path) -> N
         CONVOTRAIL_TOPIC_PREFIX=settings.topics.prefix,
         CONVOTRAIL_PARTITIONS=str(settings.partitions),
         CONVOTRAIL_HOME=str(tmp_path / "home"),
+        CONVOTRAIL_API_PORT=str(free_ports(1)[0]),
     )
     result = subprocess.run(
         [sys.executable, "-m", "convotrail", "demo", "--once", "--conversations", "20"],
@@ -39,7 +41,9 @@ def test_demo_once_runs_the_whole_slice(settings: Settings, tmp_path: Path) -> N
     assert "Timeline of cnv-7-000000" in result.stdout
     assert "started this conversation by" in result.stdout
     assert "the sink has not stored everything yet" not in result.stdout
-    assert "worker and sink stopped" in result.stdout
+    assert "workers, sink and read API stopped" in result.stdout
+    assert re.search(r"Conversation page +http://127\.0\.0\.1:\d+/accounts/\S+/conversations/"
+                     r"\S+ \(answering; 'Viewed' shown\)", result.stdout)  # fmt: skip
     # The delivery side: three notifications through the bounce processor, their
     # statuses and a "Viewed" receipt read back from the database.
     assert "not every notification has reached the database yet" not in result.stdout

@@ -1,4 +1,4 @@
-"""Read receipts and delivery status.
+"""Read receipts and delivery status; the message a timeline entry is about.
 
 Revision ID: 0002
 Revises: 0001
@@ -19,6 +19,10 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
+    # batch_alter_table: SQLite cannot add a column inside every ALTER form Alembic
+    # uses; the batch mode works on both databases.
+    with op.batch_alter_table("timeline_entries") as batch:
+        batch.add_column(sa.Column("message_id", sa.String(), nullable=True))
     op.create_table(
         "read_receipts",
         sa.Column("message_id", sa.String(), nullable=False),
@@ -61,3 +65,5 @@ def downgrade() -> None:
     op.drop_table("delivery_statuses")
     op.drop_index("ix_read_receipts_conversation", table_name="read_receipts")
     op.drop_table("read_receipts")
+    with op.batch_alter_table("timeline_entries") as batch:
+        batch.drop_column("message_id")

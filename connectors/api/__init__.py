@@ -1,0 +1,1 @@
+"""The read API and the conversation page: timeline, state, delivery and receipts."""
