@@ -270,9 +270,6 @@ def run_demo(settings: Settings, once: bool, conversations: int, echo: Echo) -> 
         children.append(_start_child(["worker", "--processor", "bounces"], logs / "bounces.log"))
         children.append(_start_child(["worker", "--processor", "receipts"], logs / "receipts.log"))
         children.append(_start_child(["sink", "--database-url", database_url], logs / "sink.log"))
-        api_port = os.environ.get("CONVOTRAIL_API_PORT", "8080")
-        children.append(_start_child(["serve", "--database-url", database_url, "--port", api_port],
-                                     logs / "api.log"))  # fmt: skip
         events = recent_history(DEMO_SEED, conversations, datetime.now(UTC))
         echo(f"Publishing {len(events)} events of {conversations} generated conversations:")
         with EventPublisher(settings, registry=registry) as publisher:
@@ -288,6 +285,11 @@ def run_demo(settings: Settings, once: bool, conversations: int, echo: Echo) -> 
             expected = {c: _expected_entries(events, c) for c in samples}
             echo("Waiting for the worker and the sink to store the timelines ...")
             _wait_for_sink(database_url, expected, timeout=180, echo=echo)
+            # The read API reads the database the sink has created by now.
+            api_port = os.environ.get("CONVOTRAIL_API_PORT", "8080")
+            children.append(_start_child(
+                ["serve", "--database-url", database_url, "--port", api_port], logs / "api.log"
+            ))  # fmt: skip
             for conversation_id in samples:
                 entries = _stored_timeline(database_url, conversation_id)
                 echo(f"Timeline of {conversation_id} ({len(entries)} entries, from the database):")
