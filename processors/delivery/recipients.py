@@ -4,7 +4,7 @@ Keyed by '<account_id>/<recipient>' (delivery-facts is partitioned that way), on
 `Health` per address holds what the rules below need. `assess` is a function of
 (health, fact, policy): no I/O, no clock.
 
-Rules (docs/state-machine.md, "Delivery"):
+Rules (docs/delivery.md, "Escalation and suppression"):
 
 - a HARD bounce suppresses the recipient (reason HARD_BOUNCE);
 - SOFT bounces are counted per distinct message (a provider retrying one message

@@ -35,7 +35,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -49,8 +49,6 @@ from processors.conversation.worker import (
     BATCH_SIZE,
     BATCH_WITHIN,
     WorkerOptions,
-    app_settings,
-    install_logging_fix,
     make_current,
     wall_clock,
 )
@@ -66,6 +64,7 @@ from processors.delivery.recipients import (
     encode_health,
 )
 from processors.delivery.routes import routes_of
+from processors.shell import bytes_table, header, new_app, raw_topic
 from schemas import headers as h
 from schemas.codecs import ModelCodec
 from schemas.errors import SerdeError
@@ -114,15 +113,6 @@ class BounceOptions:
     wait: timedelta = timedelta(minutes=10)
     escalation: EscalationPolicy = field(default_factory=EscalationPolicy)
     sweep_tick: float = 1.0
-
-
-def _header(event: Any, name: str) -> bytes | None:
-    headers = event.message.headers or []
-    items = headers.items() if isinstance(headers, dict) else headers
-    for key, value in items:
-        if key == name:
-            return cast(bytes, value)
-    return None
 
 
 def _source(event: Any) -> str:
@@ -176,33 +166,16 @@ def create_bounce_app(
 ) -> faust.App:
     options = options or BounceOptions()
     topics = settings.topics
-    worker_options = options.worker
-    if worker_options.data_dir is None:  # its own store: never the conversation worker's
-        worker_options = replace(worker_options, data_dir=str(bounce_data_dir(settings)))
-    conf = app_settings(settings, worker_options)
-    app = faust.App(f"{topics.prefix}{worker_options.app_id}", **conf)
-    install_logging_fix(app)
-    raw: dict[str, Any] = {
-        "key_type": bytes,
-        "value_type": bytes,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-    }
-    events_topic = app.topic(topics.conversation_events, **raw)
-    routes_topic = app.topic(topics.message_routes, **raw)
-    notifications_topic = app.topic(topics.delivery_notifications, **raw)
-    detect_topics = app.topic(topics.message_routes, topics.delivery_notifications, **raw)
-    facts_topic = app.topic(topics.delivery_facts, **raw)
-    suppressed_topic = app.topic(topics.suppressed_recipients, **raw)
-    dlq_topic = app.topic(topics.delivery_notifications_dlq, **raw)
-    ledgers = app.Table(
-        LEDGER_TABLE, default=None, partitions=settings.partitions, key_type=bytes,
-        value_type=bytes,
-    )  # fmt: skip
-    healths = app.Table(
-        HEALTH_TABLE, default=None, partitions=settings.partitions, key_type=bytes,
-        value_type=bytes,
-    )  # fmt: skip
+    app = new_app(settings, options.worker, bounce_data_dir(settings))
+    events_topic = raw_topic(app, topics.conversation_events)
+    routes_topic = raw_topic(app, topics.message_routes)
+    notifications_topic = raw_topic(app, topics.delivery_notifications)
+    detect_topics = raw_topic(app, topics.message_routes, topics.delivery_notifications)
+    facts_topic = raw_topic(app, topics.delivery_facts)
+    suppressed_topic = raw_topic(app, topics.suppressed_recipients)
+    dlq_topic = raw_topic(app, topics.delivery_notifications_dlq)
+    ledgers = bytes_table(app, LEDGER_TABLE, settings)
+    healths = bytes_table(app, HEALTH_TABLE, settings)
 
     serde = AvroSerde(Registry(settings.registry_url))
     event_codec = ModelCodec(serde, topics.conversation_events, ConversationEvent)
@@ -279,7 +252,7 @@ def create_bounce_app(
         async for events in batches:
             acks: list[Awaitable[Any]] = []
             for event in events:
-                kind = _header(event, h.EVENT_TYPE)
+                kind = header(event, h.EVENT_TYPE)
                 if kind is not None and kind not in _ROUTE_TYPES:
                     continue  # most events introduce no message: skip without decoding
                 try:
@@ -315,7 +288,7 @@ def create_bounce_app(
         event: Any, current: ledger.Ledger | None, acks: list[Awaitable[Any]]
     ) -> ledger.Ledger | None:
         key: bytes | None = event.key
-        if _header(event, SWEEP_HEADER) is not None:
+        if header(event, SWEEP_HEADER) is not None:
             if current is None:
                 return None
             updated, expired = ledger.expire(current, clock(), options.wait)
@@ -327,7 +300,7 @@ def create_bounce_app(
                     waiting.source, acks,
                 )  # fmt: skip
             return updated
-        provider = (_header(event, h.PROVIDER) or b"").decode()
+        provider = (header(event, h.PROVIDER) or b"").decode()
         value: bytes = event.value or b""
         if provider not in PARSERS:
             await dead_letter(key, value, provider or "none", "unknown-provider",
@@ -394,7 +367,7 @@ def create_bounce_app(
             WAITING.set(len(sweeps))
             yield None
 
-    @ledgers.on_recover
+    @ledgers.on_recover  # type: ignore[untyped-decorator]
     async def rebuild_sweeps() -> None:
         sweeps.clear()
         for key, value in ledgers.items():

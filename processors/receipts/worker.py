@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,13 +34,12 @@ from processors.conversation.worker import (
     BATCH_SIZE,
     BATCH_WITHIN,
     WorkerOptions,
-    app_settings,
-    install_logging_fix,
     make_current,
 )
 from processors.receipts.codec import decode_track, encode_track
 from processors.receipts.core import TRACKED, Track, message_id_of, track
 from processors.receipts.scanner import ScannerRule
+from processors.shell import bytes_table, header, new_app, raw_topic
 from schemas import headers as h
 from schemas.codecs import ModelCodec
 from schemas.errors import SerdeError
@@ -83,15 +82,6 @@ def receipts_data_dir(settings: Settings) -> Path:
     return settings.home / "receipts"
 
 
-def _event_type(event: Any) -> bytes | None:
-    headers = event.message.headers or []
-    items = headers.items() if isinstance(headers, dict) else headers
-    for key, value in items:
-        if key == h.EVENT_TYPE:
-            return cast(bytes, value)
-    return None
-
-
 def _automated_before(previous: Track | None, receipt: ReadReceipt) -> int:
     for viewer in previous.viewers if previous is not None else ():
         if (viewer.receipt.viewer_kind, viewer.receipt.viewer_id) == (
@@ -105,26 +95,11 @@ def _automated_before(previous: Track | None, receipt: ReadReceipt) -> int:
 def create_receipts_app(settings: Settings, options: ReceiptsOptions | None = None) -> faust.App:
     options = options or ReceiptsOptions()
     topics = settings.topics
-    worker_options = options.worker
-    if worker_options.data_dir is None:
-        worker_options = replace(worker_options, data_dir=str(receipts_data_dir(settings)))
-    app = faust.App(
-        f"{topics.prefix}{worker_options.app_id}", **app_settings(settings, worker_options)
-    )
-    install_logging_fix(app)
-    raw: dict[str, Any] = {
-        "key_type": bytes,
-        "value_type": bytes,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-    }
-    events_topic = app.topic(topics.conversation_events, **raw)
-    receipts_topic = app.topic(topics.read_receipts, **raw)
-    status_topic = app.topic(topics.delivery_status, **raw)
-    tracks = app.Table(
-        TABLE_NAME, default=None, partitions=settings.partitions, key_type=bytes,
-        value_type=bytes,
-    )  # fmt: skip
+    app = new_app(settings, options.worker, receipts_data_dir(settings))
+    events_topic = raw_topic(app, topics.conversation_events)
+    receipts_topic = raw_topic(app, topics.read_receipts)
+    status_topic = raw_topic(app, topics.delivery_status)
+    tracks = bytes_table(app, TABLE_NAME, settings)
     serde = AvroSerde(Registry(settings.registry_url))
     event_codec = ModelCodec(serde, topics.conversation_events, ConversationEvent)
     receipt_codec = ModelCodec(serde, topics.read_receipts, ReadReceipt)
@@ -138,7 +113,7 @@ def create_receipts_app(settings: Settings, options: ReceiptsOptions | None = No
             latest_receipts: dict[bytes, tuple[ReadReceipt, Any]] = {}
             latest_statuses: dict[bytes, tuple[DeliveryStatus, Any]] = {}
             for event in events:
-                kind = _event_type(event)
+                kind = header(event, h.EVENT_TYPE)
                 if kind is not None and kind not in _TRACKED_HEADERS:
                     EVENTS_IN.labels("skipped").inc()
                     continue

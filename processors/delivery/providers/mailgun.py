@@ -12,10 +12,9 @@ Pure: no I/O, no clock reads.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 
 from processors.delivery.notification import (
     MESSAGE_ID_ARG,
@@ -25,6 +24,9 @@ from processors.delivery.notification import (
     normalize_address,
     normalize_message_id,
 )
+from processors.delivery.providers.fields import epoch_time, unique
+from processors.delivery.providers.fields import obj as _object
+from processors.delivery.providers.fields import text as _text
 from processors.delivery.providers.status import classify, find_enhanced_status
 from schemas.model import BounceClass
 
@@ -110,7 +112,7 @@ def parse(unit: bytes) -> list[Notification]:
     rfc_id = _text(headers, "message-id")
     # Mailgun's message id *is* the Message-ID header it generated (or kept).
     provider_message_id = normalize_message_id(rfc_id) if rfc_id else None
-    refs = _unique([_user_variable(data, MESSAGE_ID_ARG), provider_message_id])
+    refs = unique([_user_variable(data, MESSAGE_ID_ARG), provider_message_id])
     if not refs:
         raise NotificationError(
             "no-message-ref", "mailgun event-data has no 'message.headers.message-id' field"
@@ -140,30 +142,4 @@ def _user_variable(data: Mapping[str, object], name: str) -> str | None:
 
 def _time(value: object) -> datetime | None:
     """`timestamp` is the unix time in seconds, with a fraction."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):  # a numeric string is still a time
-            value = float(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            pass
-    raise NotificationError(
-        "unparseable", "mailgun event-data field 'timestamp' is not a unix time"
-    )
-
-
-def _object(container: Mapping[str, object], key: str) -> dict[str, object] | None:
-    value = container.get(key)
-    return value if isinstance(value, dict) else None
-
-
-def _text(container: Mapping[str, object], key: str) -> str | None:
-    value = container.get(key)
-    return (value.strip() or None) if isinstance(value, str) else None
-
-
-def _unique(refs: Iterable[str | None]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(ref for ref in refs if ref))
+    return epoch_time(value, "mailgun event-data field 'timestamp'")

@@ -12,8 +12,8 @@ Pure: no I/O, no clock reads.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 
 from processors.delivery.notification import (
     MESSAGE_ID_ARG,
@@ -22,6 +22,8 @@ from processors.delivery.notification import (
     NotificationKind,
     normalize_address,
 )
+from processors.delivery.providers.fields import iso_time, unique
+from processors.delivery.providers.fields import text as _text
 from processors.delivery.providers.status import BASIC_CODE, classify, find_enhanced_status
 from schemas.model import BounceClass
 
@@ -126,7 +128,7 @@ def parse(unit: bytes) -> list[Notification]:
     provider_message_id = _text(record, "MessageID")
     metadata = record.get("Metadata")
     stamped = _text(metadata, MESSAGE_ID_ARG) if isinstance(metadata, dict) else None
-    refs = _unique([stamped, provider_message_id])
+    refs = unique([stamped, provider_message_id])
     if not refs:
         raise NotificationError("no-message-ref", "postmark webhook has no 'MessageID' field")
 
@@ -152,29 +154,6 @@ def parse(unit: bytes) -> list[Notification]:
 
 
 def _time(record: Mapping[str, object], key: str) -> datetime | None:
-    value = record.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            # Postmark writes 7 fractional digits and a local offset
-            # ('2014-08-01T13:28:10.2735393-04:00'); fromisoformat takes both.
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            return parsed.astimezone(UTC)
-    raise NotificationError(
-        "unparseable", f"postmark webhook field '{key}' is not an ISO 8601 timestamp"
-    )
-
-
-def _text(container: Mapping[str, object], key: str) -> str | None:
-    value = container.get(key)
-    return (value.strip() or None) if isinstance(value, str) else None
-
-
-def _unique(refs: Iterable[str | None]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(ref for ref in refs if ref))
+    # Postmark writes 7 fractional digits and a local offset
+    # ('2014-08-01T13:28:10.2735393-04:00'); fromisoformat takes both.
+    return iso_time(record.get(key), f"postmark webhook field '{key}'")

@@ -11,10 +11,9 @@ Pure: no I/O, no clock reads.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 
 from processors.delivery.notification import (
     MESSAGE_ID_ARG,
@@ -24,6 +23,7 @@ from processors.delivery.notification import (
     normalize_address,
     normalize_message_id,
 )
+from processors.delivery.providers.fields import epoch_time, load_json, text, unique
 from processors.delivery.providers.status import BASIC_CODE, classify, find_enhanced_status
 from schemas.model import BounceClass
 
@@ -90,7 +90,7 @@ def _parse_event(event: object) -> Notification:
 
     provider_message_id = _provider_message_id(_text(event, "sg_message_id"))
     smtp_id = _text(event, "smtp-id")
-    refs = _unique(
+    refs = unique(
         [
             _text(event, MESSAGE_ID_ARG),
             normalize_message_id(smtp_id) if smtp_id else None,
@@ -162,32 +162,13 @@ def _bounce_class(
 
 def _time(value: object) -> datetime | None:
     """`timestamp` is the unix time in seconds."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):  # a numeric string is still a time
-            value = float(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            pass
-    raise NotificationError("unparseable", "sendgrid event field 'timestamp' is not a unix time")
+    return epoch_time(value, "sendgrid event field 'timestamp'")
 
 
 def _load(body: bytes) -> object:
-    try:
-        return json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise NotificationError("unparseable", f"sendgrid webhook body is not JSON: {exc}") from exc
+    return load_json(body, "sendgrid webhook body")
 
 
 def _text(container: Mapping[str, object], key: str) -> str | None:
-    value = container.get(key)
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)  # custom args are strings, but be lenient with numbers
-    return (value.strip() or None) if isinstance(value, str) else None
-
-
-def _unique(refs: Iterable[str | None]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(ref for ref in refs if ref))
+    # custom args are strings, but be lenient with numbers
+    return text(container, key, numbers=True)

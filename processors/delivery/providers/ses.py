@@ -21,9 +21,8 @@ Pure: no I/O, no clock reads.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import NamedTuple
 
 from processors.delivery.notification import (
@@ -35,6 +34,9 @@ from processors.delivery.notification import (
     normalize_address,
     normalize_message_id,
 )
+from processors.delivery.providers.fields import iso_time, load_object, unique
+from processors.delivery.providers.fields import obj as _object
+from processors.delivery.providers.fields import text as _text
 from processors.delivery.providers.status import BASIC_CODE, classify, find_enhanced_status
 from schemas.model import BounceClass
 
@@ -81,7 +83,7 @@ def split(body: bytes) -> list[bytes]:
 
 def parse(unit: bytes) -> list[Notification]:
     """The notifications of one SES notification, bare or in its SNS envelope."""
-    document = _load(unit, "ses notification body")
+    document = load_object(unit, "ses notification body")
     sns_message_id: str | None = None
     if "Type" in document:
         document, sns_message_id = _unwrap_sns(document)
@@ -149,7 +151,7 @@ def _unwrap_sns(envelope: Mapping[str, object]) -> tuple[dict[str, object], str 
         raise NotificationError("unparseable", "sns notification has no 'Message' string")
     # SES publishes a plain-text "Successfully validated SNS topic..." message when a
     # topic is attached; it fails here as not JSON, which is what it is.
-    return _load(message.encode(), "sns 'Message' field"), _text(envelope, "MessageId")
+    return load_object(message.encode(), "sns 'Message' field"), _text(envelope, "MessageId")
 
 
 def _recipients(
@@ -233,7 +235,7 @@ def _message_refs(mail: Mapping[str, object]) -> tuple[str, ...]:
     # commonHeaders and headers hold the headers of the message as it was submitted,
     # so this Message-ID is the one the platform chose, not the one SES rewrote.
     rfc_id = _text(common, "messageId") or headers.get("message-id")
-    return _unique(
+    return unique(
         [
             stamped.strip() if stamped else None,
             normalize_message_id(rfc_id) if rfc_id else None,
@@ -272,44 +274,5 @@ def _basic_code(text: str | None) -> int | None:
 
 
 def _time(container: Mapping[str, object], key: str, path: str) -> datetime | None:
-    value = container.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            pass
-        else:
-            # SES writes UTC ('Z'); a timestamp without an offset is taken as UTC too.
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            return parsed.astimezone(UTC)
-    raise NotificationError(
-        "unparseable", f"ses notification field '{path}' is not an ISO 8601 timestamp"
-    )
-
-
-def _load(body: bytes, what: str) -> dict[str, object]:
-    try:
-        document = json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise NotificationError("unparseable", f"{what} is not JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise NotificationError("unparseable", f"{what} is not a JSON object")
-    return document
-
-
-def _object(container: Mapping[str, object], key: str) -> dict[str, object] | None:
-    value = container.get(key)
-    return value if isinstance(value, dict) else None
-
-
-def _text(container: Mapping[str, object], key: str) -> str | None:
-    value = container.get(key)
-    return (value.strip() or None) if isinstance(value, str) else None
-
-
-def _unique(refs: Iterable[str | None]) -> tuple[str, ...]:
-    """Present refs, first occurrence kept: SES often repeats its id as Message-ID."""
-    return tuple(dict.fromkeys(ref for ref in refs if ref))
+    # SES writes UTC ('Z'); a timestamp without an offset is taken as UTC too.
+    return iso_time(container.get(key), f"ses notification field '{path}'")
