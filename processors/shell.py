@@ -7,6 +7,10 @@ Shells exchange bytes with Kafka and decode with the project's codecs themselves
 
 from __future__ import annotations
 
+import logging
+import os
+import time
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -15,6 +19,9 @@ import faust
 
 from convotrail.settings import Settings
 from processors.conversation.worker import WorkerOptions, app_settings, install_logging_fix
+from processors.stall import StallDetector, Verdict
+
+log = logging.getLogger(__name__)
 
 RAW: dict[str, Any] = {
     "key_type": bytes,
@@ -53,3 +60,53 @@ def header(event: Any, name: str) -> bytes | None:
         if key == name:
             return cast(bytes, value)
     return None
+
+
+def install_stall_guard(
+    app: faust.App, topics: set[str], interval: float = 5.0, stall_after: float = 30.0
+) -> StallDetector:
+    """Watch the app's input partitions (processors/stall.py); the agents call
+    `detector.processed` for what they finish. Returns the detector."""
+    detector = StallDetector(stall_after=stall_after)
+
+    @app.timer(interval=interval)  # type: ignore[untyped-decorator]
+    async def guard_against_stalls() -> None:
+        if app.rebalancing or not app.consumer:
+            detector.reset()
+            return
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic in topics]
+        if not assigned:
+            return
+        try:
+            ends = await app.consumer.highwaters(*assigned)
+        except Exception:  # the broker may be busy or a rebalance may start: next time
+            log.debug("stall guard: end offsets unavailable", exc_info=True)
+            return
+        now = time.monotonic()
+        for tp in assigned:
+            end = ends.get(tp)
+            position = await app.consumer.position(tp)
+            if end is None or position is None:
+                continue
+            verdict = detector.observe((tp.topic, tp.partition), position, end, now)
+            mark = detector.mark((tp.topic, tp.partition))
+            if verdict is Verdict.RESEEK and mark is not None:
+                log.warning("%s[%d] lags (end %d, at %s) and has not moved for %.0f s: "
+                            "seeking it to %s again", tp.topic, tp.partition, end, mark,
+                            stall_after, mark)  # fmt: skip
+                app.consumer.resume_partitions({tp})
+                await app.consumer.seek(tp, mark)
+            elif verdict is Verdict.GIVE_UP:
+                log.error("%s[%d] is still stalled after a seek: exiting so that the "
+                          "worker is restarted", tp.topic, tp.partition)  # fmt: skip
+                os._exit(75)  # EX_TEMPFAIL: a supervisor restarts it; nothing is lost
+
+    return detector
+
+
+def note_progress(detector: StallDetector, events: Iterable[Any]) -> None:
+    """Tell the detector how far a batch got, per partition."""
+    now = time.monotonic()
+    for event in events:
+        message = event.message
+        detector.processed((message.topic, message.partition), message.offset + 1, now)

@@ -212,6 +212,10 @@ def create_app(
     timeline_codec = ModelCodec(serde, topics.conversation_timeline, TimelineEntry)
     index = TimerIndex()
     watermarks: dict[int, datetime] = {}  # per partition, the latest event time seen
+    # Imported here: processors.shell builds on this module's app settings.
+    from processors.shell import install_stall_guard, note_progress
+
+    stalls = install_stall_guard(app, {topics.conversation_events})
 
     async def dead_letter(
         event: Any, reason: str, error: str, error_class: str, acks: list[Awaitable[Any]]
@@ -319,6 +323,7 @@ def create_app(
                     timers = pending_timers(memory.state, options.timer_policy)
                     index.set(last.message.partition, memory.state.conversation_id, timers)
             TIMERS_PENDING.set(len(index))
+            note_progress(stalls, events)
             yield None
 
     @table.on_recover

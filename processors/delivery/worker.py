@@ -64,7 +64,14 @@ from processors.delivery.recipients import (
     encode_health,
 )
 from processors.delivery.routes import routes_of
-from processors.shell import bytes_table, header, new_app, raw_topic
+from processors.shell import (
+    bytes_table,
+    header,
+    install_stall_guard,
+    new_app,
+    note_progress,
+    raw_topic,
+)
 from schemas import headers as h
 from schemas.codecs import ModelCodec
 from schemas.errors import SerdeError
@@ -176,6 +183,9 @@ def create_bounce_app(
     dlq_topic = raw_topic(app, topics.delivery_notifications_dlq)
     ledgers = bytes_table(app, LEDGER_TABLE, settings)
     healths = bytes_table(app, HEALTH_TABLE, settings)
+    inputs = {topics.conversation_events, topics.message_routes, topics.delivery_notifications,
+              topics.delivery_facts}  # fmt: skip
+    stalls = install_stall_guard(app, inputs)
 
     serde = AvroSerde(Registry(settings.registry_url))
     event_codec = ModelCodec(serde, topics.conversation_events, ConversationEvent)
@@ -266,6 +276,7 @@ def create_bounce_app(
                     acks.append(ack)
             if acks:
                 await asyncio.gather(*acks)
+            note_progress(stalls, events)
             yield None
 
     # -- detect: routes + notifications -> delivery-facts ---------------------------
@@ -365,6 +376,7 @@ def create_bounce_app(
                 ledgers[key] = ledger.encode_ledger(value)
                 sweeps.set(last.message.partition, key, ledger.deadline(value, options.wait))
             WAITING.set(len(sweeps))
+            note_progress(stalls, events)
             yield None
 
     @ledgers.on_recover  # type: ignore[untyped-decorator]
@@ -438,6 +450,7 @@ def create_bounce_app(
             for key, (health, last) in changed.items():
                 make_current(last)
                 healths[key] = encode_health(health)
+            note_progress(stalls, events)
             yield None
 
     app.sweep_index = sweeps  # type: ignore[attr-defined]

@@ -39,7 +39,14 @@ from processors.conversation.worker import (
 from processors.receipts.codec import decode_track, encode_track
 from processors.receipts.core import TRACKED, Track, message_id_of, track
 from processors.receipts.scanner import ScannerRule
-from processors.shell import bytes_table, header, new_app, raw_topic
+from processors.shell import (
+    bytes_table,
+    header,
+    install_stall_guard,
+    new_app,
+    note_progress,
+    raw_topic,
+)
 from schemas import headers as h
 from schemas.codecs import ModelCodec
 from schemas.errors import SerdeError
@@ -100,6 +107,7 @@ def create_receipts_app(settings: Settings, options: ReceiptsOptions | None = No
     receipts_topic = raw_topic(app, topics.read_receipts)
     status_topic = raw_topic(app, topics.delivery_status)
     tracks = bytes_table(app, TABLE_NAME, settings)
+    stalls = install_stall_guard(app, {topics.conversation_events})
     serde = AvroSerde(Registry(settings.registry_url))
     event_codec = ModelCodec(serde, topics.conversation_events, ConversationEvent)
     receipt_codec = ModelCodec(serde, topics.read_receipts, ReadReceipt)
@@ -164,6 +172,7 @@ def create_receipts_app(settings: Settings, options: ReceiptsOptions | None = No
             for key, (value, last) in changed.items():
                 make_current(last)
                 tracks[key] = encode_track(value)
+            note_progress(stalls, events)
             yield None
 
     return app
