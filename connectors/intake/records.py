@@ -15,7 +15,7 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import cast
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -24,18 +24,11 @@ from connectors.publisher import GUARANTEES, PRODUCER_DEFAULTS
 from convotrail.errors import ConvotrailError
 from convotrail.settings import Settings
 from processors.delivery.notification import Notification, NotificationError
-from processors.delivery.providers import dsn, mailgun, postmark, sendgrid, ses
+from processors.delivery.providers import PARSERS
 from schemas.headers import PROVIDER, PROVIDERS
 
 log = logging.getLogger(__name__)
 
-PARSERS: dict[str, ModuleType] = {
-    "ses": ses,
-    "sendgrid": sendgrid,
-    "mailgun": mailgun,
-    "postmark": postmark,
-    "dsn": dsn,
-}
 assert tuple(PARSERS) == PROVIDERS
 
 

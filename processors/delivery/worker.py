@@ -38,7 +38,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any, cast
 
 import faust
@@ -54,7 +53,7 @@ from processors.conversation.worker import (
 )
 from processors.delivery import facts, ledger
 from processors.delivery.notification import Notification, NotificationError
-from processors.delivery.providers import dsn, mailgun, postmark, sendgrid, ses
+from processors.delivery.providers import PARSERS
 from processors.delivery.recipients import (
     EscalationPolicy,
     Lift,
@@ -81,13 +80,6 @@ from schemas.serde import AvroSerde
 
 log = logging.getLogger(__name__)
 
-PARSERS: dict[str, ModuleType] = {
-    "ses": ses,
-    "sendgrid": sendgrid,
-    "mailgun": mailgun,
-    "postmark": postmark,
-    "dsn": dsn,
-}
 
 NOTIFICATIONS = Counter(
     "convotrail_delivery_notifications_total",
