@@ -71,7 +71,11 @@ def install_stall_guard(
 
     @app.timer(interval=interval)  # type: ignore[untyped-decorator]
     async def guard_against_stalls() -> None:
-        if app.rebalancing or not app.consumer:
+        # Not while partitions move or tables recover: faust pauses the input
+        # partitions on purpose then, and resuming them early would process events
+        # against half-restored tables.
+        busy = app.rebalancing or getattr(app, "in_recovery", False)
+        if busy or not app.consumer or not getattr(app.consumer, "flow_active", True):
             detector.reset()
             return
         assigned = [tp for tp in app.consumer.assignment() if tp.topic in topics]
