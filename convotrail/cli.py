@@ -417,6 +417,18 @@ def _run_delivery_worker(
 
 # -- delivery --------------------------------------------------------------------
 
+_DATABASE_URL = click.option(
+    "--database-url", envvar="CONVOTRAIL_DATABASE_URL", default=None,
+    help="Sink database URL (default: sqlite:///$CONVOTRAIL_HOME/convotrail.db; "
+         "PostgreSQL: postgresql+psycopg://user@host/db). Env: CONVOTRAIL_DATABASE_URL.",
+)  # fmt: skip
+
+
+def _database_url(settings: Settings, database_url: str | None) -> str:
+    from connectors.sink.store import default_database_url
+
+    return database_url or default_database_url(settings)
+
 
 class _DeliveryGroup(click.Group):
     """`convotrail delivery MESSAGE_ID` reads a status; `delivery ingest|serve` are verbs."""
@@ -506,8 +518,7 @@ def delivery_serve(host: str, port: int, verbose: bool) -> None:
 
 @delivery.command("status")
 @click.argument("message_id")
-@click.option("--database-url", envvar="CONVOTRAIL_DATABASE_URL", default=None,
-              help="Sink database URL (default: the local SQLite file).")  # fmt: skip
+@_DATABASE_URL
 @click.option("--json", "as_json", is_flag=True, help="The DeliveryStatus records as JSON.")
 @_one_line_errors
 def delivery_status(message_id: str, database_url: str | None, as_json: bool) -> None:
@@ -520,18 +531,6 @@ def delivery_status(message_id: str, database_url: str | None, as_json: bool) ->
 
 
 # -- sink ----------------------------------------------------------------------
-
-_DATABASE_URL = click.option(
-    "--database-url", envvar="CONVOTRAIL_DATABASE_URL", default=None,
-    help="Sink database URL (default: sqlite:///$CONVOTRAIL_HOME/convotrail.db; "
-         "PostgreSQL: postgresql+psycopg://user@host/db). Env: CONVOTRAIL_DATABASE_URL.",
-)  # fmt: skip
-
-
-def _database_url(settings: Settings, database_url: str | None) -> str:
-    from connectors.sink.store import default_database_url
-
-    return database_url or default_database_url(settings)
 
 
 @main.command()
