@@ -69,28 +69,26 @@ def install_stall_guard(
     `detector.processed` for what they finish. Returns the detector."""
     detector = StallDetector(stall_after=stall_after)
 
-    @app.timer(interval=interval)  # type: ignore[untyped-decorator]
-    async def guard_against_stalls() -> None:
+    def quiet() -> bool:
         # Not while partitions move or tables recover: faust pauses the input
         # partitions on purpose then, and resuming them early would process events
         # against half-restored tables.
         busy = app.rebalancing or getattr(app, "in_recovery", False)
-        if busy or not app.consumer or not getattr(app.consumer, "flow_active", True):
+        return bool(busy or not app.consumer or not getattr(app.consumer, "flow_active", True))
+
+    async def check() -> None:
+        if quiet():
             detector.reset()
             return
         assigned = [tp for tp in app.consumer.assignment() if tp.topic in topics]
         if not assigned:
             return
-        try:
-            ends = await app.consumer.highwaters(*assigned)
-        except Exception:  # the broker may be busy or a rebalance may start: next time
-            log.debug("stall guard: end offsets unavailable", exc_info=True)
-            return
+        ends = await app.consumer.highwaters(*assigned)
         now = time.monotonic()
         for tp in assigned:
             end = ends.get(tp)
             position = await app.consumer.position(tp)
-            if end is None or position is None:
+            if end is None or position is None or quiet():
                 continue
             verdict = detector.observe((tp.topic, tp.partition), position, end, now)
             mark = detector.mark((tp.topic, tp.partition))
@@ -104,6 +102,17 @@ def install_stall_guard(
                 log.error("%s[%d] is still stalled after a seek: exiting so that the "
                           "worker is restarted", tp.topic, tp.partition)  # fmt: skip
                 os._exit(75)  # EX_TEMPFAIL: a supervisor restarts it; nothing is lost
+
+    @app.timer(interval=interval)  # type: ignore[untyped-decorator]
+    async def guard_against_stalls() -> None:
+        # The guard must never be what stops a worker: a rebalance can begin between
+        # two of its awaits (aiokafka then says a partition "is not assigned"), and
+        # an exception escaping a faust timer crashes the app. Start over next time.
+        try:
+            await check()
+        except Exception:
+            detector.reset()
+            log.debug("stall guard: check abandoned", exc_info=True)
 
     return detector
 

@@ -3,7 +3,15 @@ is reseeked once, then given up on; progress or catching up clears it."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import namedtuple
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from processors.shell import install_stall_guard
 from processors.stall import StallDetector, Verdict
+
+_TP = namedtuple("_TP", "topic partition")
 
 TP = ("conversation-events", 1)
 
@@ -56,3 +64,45 @@ def test_reset_forgets_everything_after_a_rebalance() -> None:
     detector.reset()
     assert detector.mark(TP) is None
     assert detector.observe(TP, position=10, end=50, now=100) is Verdict.FINE
+
+
+class _Consumer:
+    """Just enough of faust's consumer for the guard: a rebalance starts mid-check."""
+
+    flow_active = True
+
+    def assignment(self) -> set[Any]:
+        return {_TP("conversation-events", 0)}
+
+    async def highwaters(self, *tps: Any) -> dict[Any, int]:
+        return dict.fromkeys(tps, 10)
+
+    async def position(self, tp: Any) -> int:
+        raise RuntimeError(f"Partition {tp} is not assigned")  # what aiokafka raises then
+
+
+class _App:
+    rebalancing = False
+    in_recovery = False
+
+    def __init__(self) -> None:
+        self.consumer = _Consumer()
+        self.timers: list[Callable[[], Awaitable[None]]] = []
+
+    def timer(self, interval: float) -> Callable[[Any], Any]:
+        def register(fun: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+            self.timers.append(fun)
+            return fun
+
+        return register
+
+
+def test_an_error_inside_the_guard_never_escapes_into_the_worker() -> None:
+    """An exception out of a faust timer crashes the app: the guard swallows its own
+    (CI saw a rebalance begin between two of its awaits) and starts over."""
+    app = _App()
+    detector = install_stall_guard(app, {"conversation-events"})  # type: ignore[arg-type]
+    detector.processed(("conversation-events", 0), 3, now=0)
+    (guard,) = app.timers
+    asyncio.run(guard())  # does not raise
+    assert detector.mark(("conversation-events", 0)) is None  # reset: starts over
