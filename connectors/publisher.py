@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
+from convotrail import clients
 from convotrail.errors import ConvotrailError
 from convotrail.settings import KafkaValue, Settings
 from schemas.codecs import ModelCodec
@@ -44,14 +45,8 @@ PRODUCER_DEFAULTS: dict[str, KafkaValue] = {
     "batch.num.messages": 10000,
     "queue.buffering.max.messages": 200000,
 }
-GUARANTEES: dict[str, KafkaValue] = {
-    "enable.idempotence": True,
-    "acks": "all",
-    # Java's murmur2 partitioner, which faust (aiokafka) uses too: a conversation's
-    # events and the derived events the processors send for it must land on the same
-    # partition. librdkafka's default (CRC32) would scatter them.
-    "partitioner": "murmur2_random",
-}
+# Idempotent, acks=all, Java's murmur2 partitioner (convotrail/clients.py says why).
+GUARANTEES: dict[str, KafkaValue] = dict(clients.PRODUCER_GUARANTEES)
 
 Clock = Callable[[], datetime]
 
@@ -90,11 +85,11 @@ class EventPublisher:
     ) -> None:
         self.topic = settings.topics.conversation_events
         self._clock = clock
-        registry = registry or Registry(settings.registry_url)
+        registry = registry or clients.registry(settings)
         self._codec = ModelCodec(AvroSerde(registry), self.topic, ConversationEvent)
-        config = {**PRODUCER_DEFAULTS, **(producer_config or {}), **GUARANTEES}
+        defaults = {**PRODUCER_DEFAULTS, **(producer_config or {})}
         # librdkafka's own log lines go through Python logging, not straight to stderr.
-        self._producer = Producer(settings.kafka_config(config), logger=log)
+        self._producer = clients.producer(settings, defaults)
         self._closed = False
         self._stop_polling = threading.Event()
         self._poller = threading.Thread(

@@ -282,41 +282,36 @@ def demo_events(seed: int, conversations: int, start: Any, output: str) -> None:
 
 _METRICS_PORT = click.option(
     "--metrics-port", type=int, default=None, envvar="CONVOTRAIL_METRICS_PORT",
-    help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.",
+    help="Serve Prometheus metrics (and, for workers, /healthz and /readyz) on this port. "
+    "Env: CONVOTRAIL_METRICS_PORT.",
+)  # fmt: skip
+_METRICS_HOST = click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, envvar="CONVOTRAIL_METRICS_HOST",
+    help="Address the metrics port binds to (0.0.0.0 in a container). "
+    "Env: CONVOTRAIL_METRICS_HOST.",
 )  # fmt: skip
 
 
-def _serve_metrics(port: int | None) -> None:
+def _serve_metrics(port: int | None, host: str = "127.0.0.1") -> None:
     if port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=host)
+
+
+def _logging(verbose: bool) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # The registry client logs every HTTP request at INFO.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @main.command()
-@click.option("--memory", is_flag=True, help="In-memory table store instead of RocksDB.")
-@click.option("--verbose", is_flag=True, help="faust's INFO logs.")
-@click.option(
-    "--timers/--no-timers",
-    default=True,
-    envvar="CONVOTRAIL_TIMERS",
-    help="Fire reminders and auto-resolve stale chats (default on). Env: CONVOTRAIL_TIMERS.",
-)
-@click.option(
-    "--timer-policy",
-    "policy_path",
-    type=click.Path(exists=True, dir_okay=False),
-    envvar="CONVOTRAIL_TIMER_POLICY",
-    help="JSON file: inactivity timeouts per channel and account, reminder rules "
-    "(docs/state-machine.md). Env: CONVOTRAIL_TIMER_POLICY.",
-)
-@click.option(
-    "--replay",
-    is_flag=True,
-    envvar="CONVOTRAIL_REPLAY",
-    help="Replay mode: timers fire in event time, so re-processing history "
-    "yields the same timeline.",
-)
+@click.option("--verbose", is_flag=True, help="INFO logs (assignments, restores, commits).")
 @click.option(
     "--processor",
     type=click.Choice(["conversation", "bounces", "receipts"]),
@@ -328,91 +323,91 @@ def _serve_metrics(port: int | None) -> None:
     "status per message. Env: CONVOTRAIL_PROCESSOR.",
 )
 @click.option(
+    "--instance-id",
+    envvar="CONVOTRAIL_INSTANCE_ID",
+    help="This worker's stable identity (its transactional.id and state directory); "
+    "a restarted worker with the same id fences its predecessor. Default: the host "
+    "name and a digest of CONVOTRAIL_HOME. Env: CONVOTRAIL_INSTANCE_ID.",
+)
+@click.option(
+    "--timers/--no-timers",
+    default=True,
+    envvar="CONVOTRAIL_TIMERS",
+    help="conversation: fire reminders and auto-resolve stale chats (default on). "
+    "Env: CONVOTRAIL_TIMERS.",
+)
+@click.option(
+    "--timer-policy",
+    "policy_path",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="CONVOTRAIL_TIMER_POLICY",
+    help="conversation: JSON file of inactivity timeouts per channel and account and "
+    "reminder rules (docs/state-machine.md). Env: CONVOTRAIL_TIMER_POLICY.",
+)
+@click.option(
+    "--replay",
+    is_flag=True,
+    envvar="CONVOTRAIL_REPLAY",
+    help="conversation: timers fire in event time, so re-processing history yields "
+    "the same timeline. Env: CONVOTRAIL_REPLAY.",
+)
+@click.option(
     "--bounce-wait",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=600.0,
     show_default=True,
     envvar="CONVOTRAIL_BOUNCE_WAIT",
     help="bounces: seconds a notification waits for the event that introduces its "
     "message before it goes to the DLQ. Env: CONVOTRAIL_BOUNCE_WAIT.",
 )
+@click.option(
+    "--commit-interval",
+    type=click.FloatRange(min=0.01, max=60),
+    default=0.1,
+    show_default=True,
+    envvar="CONVOTRAIL_COMMIT_INTERVAL",
+    help="Seconds a transaction stays open at most (it also commits every 5,000 "
+    "records): the bound on the latency transactions add. Env: CONVOTRAIL_COMMIT_INTERVAL.",
+)
 @_METRICS_PORT
+@_METRICS_HOST
+@_one_line_errors
 def worker(
-    memory: bool,
     verbose: bool,
+    processor: str,
+    instance_id: str | None,
     timers: bool,
     policy_path: str | None,
     replay: bool,
-    processor: str,
     bounce_wait: float,
+    commit_interval: float,
     metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
-    """Run a stream worker (default: the conversation processor: state, timeline,
-    timers and dead letters from conversation-events).
+    """Run a stream processor (default: the conversation processor: state, timeline,
+    timers and dead letters from conversation-events), exactly once.
 
     Start several of a kind to share the partitions; state moves with them.
+    SIGTERM or Ctrl-C commits and leaves the group.
     """
-    if processor != "conversation":
-        _run_delivery_worker(processor, memory, verbose, bounce_wait, metrics_port)
-        return
-    import json
-    from pathlib import Path
+    from processors.catalog import build
+    from processors.runtime.loop import RuntimeOptions
+    from processors.runtime.run import default_instance_id, run, state_dir
 
-    from processors.conversation.recovery import local_state_guard
-    from processors.conversation.timers import TimerPolicy, policy_from_json
-    from processors.conversation.worker import WorkerOptions, create_app
-
+    _logging(verbose)
     settings = _settings()
-    policy = TimerPolicy()
-    if policy_path is not None:
-        try:
-            policy = policy_from_json(json.loads(Path(policy_path).read_text()))
-        except (ValueError, json.JSONDecodeError) as exc:
-            raise click.ClickException(f"timer policy {policy_path}: {exc}") from None
-    _serve_metrics(metrics_port)
-    options = WorkerOptions(store="memory://" if memory else "rocksdb://", timers=timers,
-                            timer_policy=policy, replay=replay)  # fmt: skip
-    app = create_app(settings, options)
-    level = "info" if verbose else "warn"
-    # faust starts its web server unless told not to; two workers on one host would clash.
-    sys.argv = [sys.argv[0], "worker", "--loglevel", level, "--without-web"]
-    with local_state_guard(Path(app.conf.tabledir)):
-        app.main()
-
-
-def _run_delivery_worker(
-    processor: str, memory: bool, verbose: bool, bounce_wait: float, metrics_port: int | None
-) -> None:
-    from datetime import timedelta
-    from pathlib import Path
-
-    from processors.conversation.recovery import local_state_guard
-    from processors.conversation.worker import WorkerOptions
-
-    settings = _settings()
-    _serve_metrics(metrics_port)
-    store = "memory://" if memory else "rocksdb://"
-    if processor == "bounces":
-        from processors.delivery.worker import BounceOptions, create_bounce_app
-
-        options = BounceOptions(
-            worker=WorkerOptions(app_id="convotrail-bounces", store=store, timers=False),
-            wait=timedelta(seconds=bounce_wait),
-        )
-        app = create_bounce_app(settings, options)
-    else:
-        from processors.receipts.worker import ReceiptsOptions, create_receipts_app
-
-        app = create_receipts_app(
-            settings,
-            ReceiptsOptions(
-                worker=WorkerOptions(app_id="convotrail-receipts", store=store, timers=False)
-            ),
-        )
-    level = "info" if verbose else "warn"
-    sys.argv = [sys.argv[0], "worker", "--loglevel", level, "--without-web"]
-    with local_state_guard(Path(app.conf.tabledir)):
-        app.main()
+    topology = build(
+        processor, settings, timers=timers, policy_path=policy_path, replay=replay,
+        bounce_wait=bounce_wait,
+    )  # fmt: skip
+    instance = instance_id or default_instance_id(settings.home)
+    options = RuntimeOptions(
+        instance_id=instance,
+        state_dir=state_dir(settings, instance),
+        commit_interval=commit_interval,
+    )
+    http = (metrics_host, metrics_port) if metrics_port is not None else None
+    run(settings, topology, options, http=http)
 
 
 # -- delivery --------------------------------------------------------------------
@@ -547,6 +542,7 @@ def delivery_status(message_id: str, database_url: str | None, as_json: bool) ->
 )  # fmt: skip
 @click.option("--verbose", is_flag=True, help="INFO logs (assignments, migrations, DLQ).")
 @_METRICS_PORT
+@_METRICS_HOST
 @_one_line_errors
 def sink(
     database_url: str | None,
@@ -556,18 +552,17 @@ def sink(
     max_idle_seconds: float | None,
     verbose: bool,
     metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Write conversation-timeline and conversation-state to SQL, exactly once.
 
     Positions are kept in the database with the rows, so a crash neither loses
     nor doubles anything. Creates or upgrades the schema; Ctrl-C stops cleanly.
     """
-    import logging
+    from connectors.sink.runner import run_until_signalled
 
-    from connectors.sink.runner import LOG_FORMAT, run_until_signalled
-
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT)
-    _serve_metrics(metrics_port)
+    _logging(verbose)
+    _serve_metrics(metrics_port, metrics_host)
     settings = _settings()
     stats = run_until_signalled(
         settings,

@@ -24,18 +24,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from connectors.demo_feed import recent_history
 from connectors.publisher import DeliveryReport, EventPublisher
+from convotrail import clients
 from convotrail.settings import Settings
 from convotrail.stack import LocalStack
 from convotrail.topics import admin_client, ensure_topics, topic_specs
 from schemas.codecs import ModelCodec
 from schemas.model import ConversationEvent, TimelineEntry
 from schemas.registration import register_contract
-from schemas.registry import Registry
 from schemas.serde import AvroSerde
 
 Echo = Callable[[str], None]
@@ -73,9 +73,9 @@ def read_back(
     for report in reports:
         first[report.partition] = min(report.offset, first.get(report.partition, report.offset))
     wanted = {(report.partition, report.offset) for report in reports}
-    codec = ModelCodec(AvroSerde(Registry(settings.registry_url)), topic, ConversationEvent)
+    codec = ModelCodec(AvroSerde(clients.registry(settings)), topic, ConversationEvent)
     group = f"convotrail-demo-{uuid.uuid4()}"
-    consumer = Consumer(settings.kafka_config({"group.id": group, "enable.auto.commit": False}))
+    consumer = clients.consumer(settings, group, guarantees={"enable.auto.commit": False})
     events: list[ConversationEvent] = []
     try:
         consumer.assign([TopicPartition(topic, p, o) for p, o in first.items()])
@@ -262,7 +262,7 @@ def run_demo(settings: Settings, once: bool, conversations: int, echo: Echo) -> 
             local.start(progress=lambda line: echo(f"  {line}"))
         created = ensure_topics(admin_client(settings), topic_specs(settings))
         echo(f"Topics ready: {', '.join(outcome.name for outcome in created)}")
-        registry = Registry(settings.registry_url)
+        registry = clients.registry(settings)
         for done in register_contract(registry, settings.topics):
             echo(f"Schema registered: {done.subject} (id {done.schema_id}, {done.compatibility})")
         echo("Starting the conversation, bounce and receipts workers and the SQL sink ...")

@@ -26,7 +26,10 @@ DEFAULT_REGISTRY_PORT = 18081
 # to librdkafka as <name> with "_" turned into ".": KAFKA_SECURITY_PROTOCOL=SASL_SSL
 # becomes security.protocol=SASL_SSL. That is how SASL/SCRAM/TLS reach every client.
 _KAFKA_PASSTHROUGH_PREFIX = "KAFKA_"
-_SECRET_MARKERS = ("password", "secret", "key.pem", "token")
+# Likewise SCHEMA_REGISTRY_<NAME> (other than the URL) for the registry client:
+# SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO=user:pass becomes basic.auth.user.info.
+_REGISTRY_PASSTHROUGH_PREFIX = "SCHEMA_REGISTRY_"
+_SECRET_MARKERS = ("password", "secret", "key.pem", "token", "user.info", "jaas")
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
@@ -127,6 +130,7 @@ class Settings:
     replication_factor: int = 1
     topics: TopicNames = field(default_factory=TopicNames)
     kafka_extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+    registry_extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -146,6 +150,11 @@ class Settings:
             for key, value in env.items()
             if key.startswith(_KAFKA_PASSTHROUGH_PREFIX) and key != "KAFKA_BOOTSTRAP_SERVERS"
         }
+        registry_extra = {
+            key[len(_REGISTRY_PASSTHROUGH_PREFIX) :].lower().replace("_", "."): value
+            for key, value in env.items()
+            if key.startswith(_REGISTRY_PASSTHROUGH_PREFIX) and key != "SCHEMA_REGISTRY_URL"
+        }
         return cls(
             home=home,
             cache_dir=cache,
@@ -158,6 +167,7 @@ class Settings:
             replication_factor=_int_env(env, "CONVOTRAIL_REPLICATION_FACTOR", 1),
             topics=TopicNames(prefix=env.get("CONVOTRAIL_TOPIC_PREFIX", "")),
             kafka_extra=extra,
+            registry_extra=registry_extra,
         )
 
     @property
@@ -181,7 +191,14 @@ class Settings:
 
     def redacted_kafka_extra(self) -> dict[str, str]:
         """The pass-through settings with secrets masked, for logs and `config show`."""
-        return {
-            key: ("***" if any(marker in key for marker in _SECRET_MARKERS) else value)
-            for key, value in self.kafka_extra.items()
-        }
+        return _redacted(self.kafka_extra)
+
+    def redacted_registry_extra(self) -> dict[str, str]:
+        return _redacted(self.registry_extra)
+
+
+def _redacted(extra: Mapping[str, str]) -> dict[str, str]:
+    return {
+        key: ("***" if any(marker in key for marker in _SECRET_MARKERS) else value)
+        for key, value in extra.items()
+    }

@@ -71,7 +71,9 @@ class TopicOutcome:
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient(settings.kafka_config())
+    from convotrail import clients
+
+    return clients.admin(settings)
 
 
 def _partition_count(admin: AdminClient, name: str, timeout: float) -> int:

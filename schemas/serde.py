@@ -92,6 +92,11 @@ class AvroSerde:
             self._writer_json[schema_id] = raw
         return parsed
 
+    def writer_matches(self, schema_id: int, schema: dict[str, Any]) -> bool:
+        """Whether records with this schema id were written with exactly `schema`."""
+        self.writer_schema(schema_id)
+        return bool(self._writer_json[schema_id] == schema)
+
     def decode(self, data: bytes | None, reader: ParsedSchema | None = None) -> Record:
         schema_id, body = unframe(data)
         return decode_body(self.writer_schema(schema_id), body, reader)

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import cast
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
-from connectors.publisher import GUARANTEES, PRODUCER_DEFAULTS
+from connectors.publisher import PRODUCER_DEFAULTS
+from convotrail import clients
 from convotrail.errors import ConvotrailError
 from convotrail.settings import Settings
 from processors.delivery.notification import Notification, NotificationError
@@ -70,8 +71,7 @@ class NotificationPublisher:
 
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.topics.delivery_notifications
-        config = {**PRODUCER_DEFAULTS, "linger.ms": 2, **GUARANTEES}
-        self._producer = Producer(settings.kafka_config(config), logger=log)
+        self._producer = clients.producer(settings, {**PRODUCER_DEFAULTS, "linger.ms": 2})
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="intake-poll", daemon=True)
         self._poller.start()

@@ -37,7 +37,6 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
-    Producer,
     TopicPartition,
 )
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -47,6 +46,7 @@ from prometheus_client import Counter, Histogram
 from connectors.sink.batch import SinkBatch
 from connectors.sink.errors import DeadLetterFailed, RefusedRecord, SinkError, UnkeyedTombstone
 from connectors.sink.store import Store, default_database_url, open_store
+from convotrail import clients
 from convotrail.errors import ConvotrailError
 from convotrail.settings import KafkaValue, Settings
 from convotrail.topics import TopicSpec, admin_client, ensure_topics, topic_specs
@@ -60,7 +60,6 @@ from schemas.headers import (
     DLQ_SOURCE_TOPIC,
 )
 from schemas.model import ConversationState, DeliveryStatus, ReadReceipt, TimelineEntry
-from schemas.registry import Registry
 from schemas.serde import AvroSerde
 
 log = logging.getLogger(__name__)
@@ -161,7 +160,7 @@ class _SinkLoop:
         self.receipts_topic = settings.topics.read_receipts
         self.status_topic = settings.topics.delivery_status
         self.topics = sink_sources(settings)
-        serde = AvroSerde(Registry(settings.registry_url))
+        serde = AvroSerde(clients.registry(settings))
         self.timeline_codec = ModelCodec(serde, self.timeline_topic, TimelineEntry)
         self.state_codec = ModelCodec(serde, self.state_topic, ConversationState)
         self.receipt_codec = ModelCodec(serde, self.receipts_topic, ReadReceipt)
@@ -172,12 +171,10 @@ class _SinkLoop:
         self.assigned = False
         self.activity = time.monotonic()
         self._dlq_failures: list[str] = []
-        config: dict[str, object] = dict(
-            settings.kafka_config({**CONSUMER_GUARANTEES, "group.id": group_id})
+        self.consumer = clients.consumer(
+            settings, group_id, guarantees=CONSUMER_GUARANTEES, on_commit=_on_commit
         )
-        config["on_commit"] = _on_commit
-        self.consumer = Consumer(config, logger=log)
-        self.producer = Producer(settings.kafka_config(DLQ_PRODUCER_CONFIG), logger=log)
+        self.producer = clients.producer(settings, DLQ_PRODUCER_CONFIG)
 
     # -- rebalancing: the database says where each partition resumes ----------------
 

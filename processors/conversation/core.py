@@ -21,7 +21,7 @@ they are duplicates; the log still carries them, so a replay rebuilds everything
 
 from __future__ import annotations
 
-import dataclasses
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +29,7 @@ from datetime import datetime
 from processors.conversation import timers
 from processors.conversation.narration import narrate
 from schemas import model as m
+from schemas.records import constructor, replacer
 
 # Seen event_ids kept per conversation: every id of a normal conversation, and a
 # bound for pathological ones (the oldest are forgotten first).
@@ -53,10 +54,13 @@ CHAT_ONLY = frozenset({m.EventType.CHAT_ENDED})
 
 @dataclass(frozen=True, slots=True)
 class Memory:
-    """What the processor keeps per conversation: the state and the event_ids seen."""
+    """What the processor keeps per conversation: the state, the event_ids seen, and
+    the timers fired whose events have not come back through the log yet (so that a
+    timer fires once, even across a crash: the mark is committed with the event)."""
 
     state: m.ConversationState | None = None
     seen: tuple[str, ...] = ()
+    fired: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +107,13 @@ State = m.ConversationState
 Transition = Callable[[State, m.ConversationEvent], State]
 
 
+_replace_state = replacer(m.ConversationState)
+_timeline_entry = constructor(m.TimelineEntry)
+
+
 def _replace(state: State, **changes: object) -> State:
-    return dataclasses.replace(state, **changes)  # type: ignore[arg-type]
+    replaced: State = _replace_state(state, **changes)
+    return replaced
 
 
 def _is_staff(actor: m.Actor) -> bool:
@@ -484,12 +493,16 @@ def _render(value: object) -> str | None:
     return str(value)
 
 
+_tracked = operator.attrgetter(*_TRACKED_FIELDS)
+_NOTHING_TRACKED = (None,) * len(_TRACKED_FIELDS)
+
+
 def _changes(before: State | None, after: State) -> tuple[m.FieldChange, ...]:
+    olds = _tracked(before) if before is not None else _NOTHING_TRACKED
     changes = []
-    for name in _TRACKED_FIELDS:
-        old = getattr(before, name) if before is not None else None
-        new = getattr(after, name)
-        if old != new:
+    # Identity first: a transition copies the fields it does not change.
+    for name, old, new in zip(_TRACKED_FIELDS, olds, _tracked(after), strict=True):
+        if old is not new and old != new:
             changes.append(m.FieldChange(field=name, before=_render(old), after=_render(new)))
     return tuple(changes)
 
@@ -535,26 +548,31 @@ def _apply(memory: Memory, event: m.ConversationEvent, out: _Collector) -> Memor
             except _NoChange:
                 if event.type not in _ALWAYS_RENDERED:
                     out.noops += 1
-                    return Memory(state, seen)
+                    return Memory(state, seen, memory.fired)
                 after = state
-            if _is_staff(event.actor) and event.type is not m.EventType.MESSAGE_ADDED:
-                after = _replace(after, last_staff_activity_at=event.occurred_at)
     except _Refused as refused:
         out.rejections.append(Rejection(event, refused.reason, refused.message))
-        return Memory(state, seen)
+        return Memory(state, seen, memory.fired)
     # The latest event by event time, not the last one applied: a derived event from
     # another partition (merge received) lands in this log at a position that depends
     # on timing, and the state must not.
     latest = max((after.last_event_at, after.last_event_id), (event.occurred_at, event.event_id))
-    after = _replace(after, version=(before.version if before else 0) + 1,
-                     last_event_at=latest[0], last_event_id=latest[1])  # fmt: skip
+    stamp: dict[str, object] = {"version": (before.version if before else 0) + 1,
+                                "last_event_at": latest[0], "last_event_id": latest[1]}  # fmt: skip
+    if (
+        before is not None
+        and _is_staff(event.actor)
+        and event.type is not m.EventType.MESSAGE_ADDED
+    ):
+        stamp["last_staff_activity_at"] = event.occurred_at
+    after = _replace(after, **stamp)
     out.applied += 1
     # A message that is half of a compound action (reply-and-archive, reply-and-
     # reopen) shares the action's correlation_id: the action renders the one entry.
     compound_half = event.type is m.EventType.MESSAGE_ADDED and event.correlation_id is not None
     if not compound_half:
         out.timeline.append(
-            m.TimelineEntry(
+            _timeline_entry(
                 event_id=event.event_id,
                 conversation_id=event.conversation_id,
                 account_id=event.account_id,
@@ -569,13 +587,29 @@ def _apply(memory: Memory, event: m.ConversationEvent, out: _Collector) -> Memor
                 message_id=getattr(event.payload, "message_id", None),
             )
         )
-    memory = Memory(after, seen)
+    memory = Memory(after, seen, memory.fired)
     if before is not None:
         for implied in _implied(before, after, event):
             out.derived.append(implied)
             if implied.conversation_id == event.conversation_id:
                 memory = _apply(memory, implied, out)
     return memory
+
+
+def fired_event_id(conversation_id: str, timer_id: str) -> str:
+    """The event_id a timer's event has (timers.fire): the conversation and the timer."""
+    return f"{conversation_id}:{timer_id}"
+
+
+def _settle_fired(memory: Memory, event: m.ConversationEvent) -> Memory:
+    """A fired timer's event is back: its mark has done its job, whatever the event does."""
+    if not memory.fired:
+        return memory
+    prefix = event.conversation_id + ":"
+    if not event.event_id.startswith(prefix) or event.event_id[len(prefix) :] not in memory.fired:
+        return memory
+    timer_id = event.event_id[len(prefix) :]
+    return Memory(memory.state, memory.seen, tuple(t for t in memory.fired if t != timer_id))
 
 
 def evolve(
@@ -587,7 +621,7 @@ def evolve(
     signature so timers (issue 5) share it; the state machine itself is event-time only.
     """
     out = _Collector()
-    before = memory or Memory()
+    before = _settle_fired(memory or Memory(), event)
     after = _apply(before, event, out)
     return after, Outputs(
         state=after.state if out.applied else None,

@@ -45,7 +45,7 @@ def worker(topics: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]
     )
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "processors.conversation", "--verbose"],
+        [sys.executable, "-m", "convotrail", "worker", "--verbose"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

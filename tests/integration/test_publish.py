@@ -178,12 +178,11 @@ def test_schemas_check_cli_passes_on_the_current_contract(settings: Settings) ->
 
 
 def test_partitions_match_the_processors_partitioner(topics: Settings) -> None:
-    # faust (aiokafka) sends derived events with Java's murmur2: the publisher must put
-    # a conversation's events on the partition faust would pick, or state splits.
-    from aiokafka.partitioner import DefaultPartitioner
+    # Processors send derived events keyed like the publisher's, and Java producers
+    # use murmur2: the publisher must put a conversation's events where
+    # schemas.keys.partition_of (Java's murmur2) says, or state splits.
+    from schemas.keys import partition_of
 
-    partitioner = DefaultPartitioner()
-    partitions = list(range(topics.partitions))
     template = EXAMPLES["TAG_ADDED"]
     with EventPublisher(topics, clock=_fixed_clock) as publisher:
         futures = {
@@ -194,6 +193,6 @@ def test_partitions_match_the_processors_partitioner(topics: Settings) -> None:
         }
         publisher.flush()
         placed = {key: future.result(timeout=30).partition for key, future in futures.items()}
-    expected = {key: partitioner(key.encode(), partitions, partitions) for key in placed}
+    expected = {key: partition_of(key.encode(), topics.partitions) for key in placed}
     assert placed == expected
     assert len(set(placed.values())) == topics.partitions  # the keys do spread

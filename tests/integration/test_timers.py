@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka.partitioner import DefaultPartitioner
 
 from connectors.publisher import EventPublisher
 from convotrail.settings import Settings
 from schemas import model as m
 from schemas.codecs import ModelCodec
+from schemas.keys import partition_of
 from schemas.registration import register_contract
 from schemas.registry import Registry
 from schemas.serde import AvroSerde
@@ -186,12 +186,10 @@ def test_a_worker_killed_before_the_due_time_still_fires_exactly_once(
 
 
 def _same_partition(conversation_id: str, partitions: int) -> str:
-    partitioner = DefaultPartitioner()
-    every = list(range(partitions))
-    wanted = partitioner(conversation_id.encode(), every, every)
+    wanted = partition_of(conversation_id.encode(), partitions)
     return next(
         other for n in range(1000)
-        if partitioner((other := f"cnv-other-{n}").encode(), every, every) == wanted
+        if partition_of((other := f"cnv-other-{n}").encode(), partitions) == wanted
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from connectors.traffic import generate
 from processors.conversation.core import Memory, evolve
-from processors.conversation.timer_index import TimerIndex
+from processors.conversation.firing import fire_timer, schedule
 from processors.conversation.timers import (
     LATE_AFTER,
     IdleTimeouts,
@@ -319,45 +319,42 @@ def test_firing_every_due_timer_is_idempotent_and_leaves_nothing_due(seed: int, 
         memories[conversation_id] = memory
 
 
-# -- the worker's index -------------------------------------------------------------------
+# -- firing from the store's schedule ----------------------------------------------------
 
 
-def timer(minutes: int, conversation: str = "cnv-1", name: str = "t") -> Timer:
-    return Timer(T0 + timedelta(minutes=minutes), conversation, f"{name}{minutes}")
+def test_a_fired_timer_leaves_the_schedule_until_its_event_comes_back() -> None:
+    s = Script()
+    due = T0 + timedelta(hours=1)
+    memory, _ = apply(Memory(), s.created(), reminder(s, "r1", due))
+    ((due_ms, timer_id),) = schedule(memory, POLICY)
+    assert due_ms == round(due.timestamp() * 1000)
+    assert fire_timer(memory, timer_id, due - timedelta(seconds=1), POLICY) == (memory, None)
+    fired, event = fire_timer(memory, timer_id, due, POLICY)
+    assert event is not None and event.type is m.EventType.REMINDER_TRIGGERED
+    assert fired.fired == (timer_id,) and schedule(fired, POLICY) == []
+    # Asked again (a second tick before the commit, or a stale index entry): nothing.
+    assert fire_timer(fired, timer_id, due, POLICY) == (fired, None)
+    # The event comes back through the log: applied, and the mark is gone.
+    back, out = evolve(fired, event, due)
+    assert out.applied == 1 and back.fired == () and schedule(back, POLICY) == []
 
 
-def test_the_index_hands_out_due_timers_in_order_and_retries_unapplied_ones() -> None:
-    index = TimerIndex(retry_after=timedelta(seconds=30))
-    index.set(0, "cnv-1", [timer(5), timer(1)])
-    index.set(1, "cnv-2", [timer(3, "cnv-2")])
-    assert len(index) == 3 and index.next_due() == T0 + timedelta(minutes=1)
-    at = T0 + timedelta(minutes=4)
-    assert index.due(lambda p: at) == [(0, timer(1)), (1, timer(3, "cnv-2"))]
-    assert index.due(lambda p: at) == []  # in flight
-    index.set(1, "cnv-2", [])  # cnv-2's event was applied: disarmed
-    later = at + timedelta(seconds=31)
-    assert index.due(lambda p: later) == [(0, timer(1))]  # still armed: retried
-    index.set(0, "cnv-1", [timer(5)])
-    assert index.due(lambda p: T0 + timedelta(minutes=6)) == [(0, timer(5))]
-    index.clear()
-    assert len(index) == 0 and index.next_due() is None
+def test_a_fired_event_that_finds_its_timer_stale_still_clears_the_mark() -> None:
+    s = Script()
+    memory, _ = apply(Memory(), s.created(), reminder(s, "r1", T0 + timedelta(hours=1)))
+    ((_, timer_id),) = schedule(memory, POLICY)
+    fired, event = fire_timer(memory, timer_id, T0 + timedelta(hours=2), POLICY)
+    assert event is not None
+    # The reminder is cancelled before the trigger comes back: the trigger is a no-op.
+    cancelled, _ = evolve(fired, s(m.ReminderCancelled(reminder_id="r1")), T0)
+    back, out = evolve(cancelled, event, T0 + timedelta(hours=2))
+    assert out.applied == 0 and back.fired == ()
 
 
-def test_each_partition_has_its_own_clock_in_replay_mode() -> None:
-    index = TimerIndex()
-    index.set(0, "cnv-1", [timer(1)])
-    index.set(1, "cnv-2", [timer(10, "cnv-2")])
-    clocks = {0: T0, 1: T0 + timedelta(minutes=20)}
-    assert index.due(lambda p: clocks[p]) == [(1, timer(10, "cnv-2"))]
-
-
-def test_the_index_stays_small_when_timers_are_re_armed_many_times() -> None:
-    index = TimerIndex()
-    for minute in range(10_000):
-        index.set(0, "cnv-1", [timer(minute)])
-    assert len(index) == 1
-    assert sum(len(h) for h in index._heaps.values()) < 5_000
-    assert index.due(lambda p: T0 + timedelta(days=8)) == [(0, timer(9_999))]
+def test_a_timer_the_state_no_longer_arms_does_not_fire() -> None:
+    s = Script()
+    memory, _ = apply(Memory(), s.created(), reminder(s, "r1", T0 + timedelta(hours=1)))
+    assert fire_timer(memory, "reminder:r9:evt-x", T0 + timedelta(days=1), POLICY) == (memory, None)
 
 
 def test_late_means_more_than_the_grace_after_the_due_time() -> None:

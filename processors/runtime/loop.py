@@ -1,0 +1,508 @@
+"""The stream loop: one consumer, one transactional producer, every task of a process.
+
+This is the one place where processors touch Kafka, modelled on Kafka Streams'
+stream thread. Each iteration consumes a batch (rebalance callbacks run inside
+`consume`), restores a little when tasks are restoring, runs each record's handler,
+fires what is due, and commits when the transaction has COMMIT_RECORDS records or
+is COMMIT_INTERVAL old, whichever comes first: transactions cost throughput when
+small and latency when old, and this bounds both.
+
+A commit, in this order (each step needs the one before it):
+
+1. deferred outputs (`before_commit`, e.g. the newest state snapshot per
+   conversation) are produced: they belong to this transaction's records;
+2. every store's changed keys are produced to its changelog, one record per key
+   with its latest value (the store's memory of this transaction);
+3. the consumer's next positions are added to the transaction with the group's
+   metadata, so an instance that has lost its partitions cannot commit them;
+4. the transaction commits: outputs, changelog records and positions become
+   visible together, or none of them;
+5. only now do the stores write RocksDB, with the changelog offset they reach as
+   checkpoint: RocksDB never holds what the changelog does not, so a crash between
+   4 and 5 costs a short restore, never a wrong state.
+
+An abortable error, or a handler that raises, aborts the transaction: every store
+drops its open writes and every input partition is sought back to its committed
+position, so the records are processed again against the committed state (a
+record whose handler raised goes to its DLQ the second time, with the error).
+Fatal errors (fenced, not authorized) raise FatalKafkaError: the process exits with
+one line. Rebalances: a partition leaving is committed first (`on_revoke`), one
+arriving is restored before it is processed (tasks.py), one lost (the group moved
+on without us) aborts the open transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+
+from convotrail import clients
+from convotrail.settings import KafkaValue, Settings
+from processors.runtime import metrics
+from processors.runtime.errors import AbortableError, FatalKafkaError, RuntimeFailure
+from processors.runtime.restore import Restorer
+from processors.runtime.task import Headers
+from processors.runtime.tasks import Tasks
+from processors.runtime.topology import Topology
+from processors.runtime.transaction import Transactions
+
+log = logging.getLogger(__name__)
+
+CONSUMER_GUARANTEES: dict[str, KafkaValue] = {
+    # Never read what an aborted transaction wrote (ours or an upstream processor's).
+    "isolation.level": "read_committed",
+    # Positions are committed only inside transactions (send_offsets_to_transaction).
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "auto.offset.reset": "earliest",
+}
+CONSUMER_DEFAULTS: dict[str, KafkaValue] = {
+    # A dead worker's partitions move after 10 s (librdkafka's default is 45 s).
+    "session.timeout.ms": 10_000,
+    "heartbeat.interval.ms": 2_000,
+    # Idle fetches return within 100 ms, which bounds the wait for a commit marker.
+    "fetch.wait.max.ms": 100,
+}
+PRODUCER_DEFAULTS: dict[str, KafkaValue] = {
+    "linger.ms": 5,
+    "compression.type": "lz4",
+    "batch.num.messages": 10_000,
+    "queue.buffering.max.messages": 500_000,
+    # A transaction of a dead instance blocks read_committed readers until then.
+    "transaction.timeout.ms": 30_000,
+}
+RESTORE_GUARANTEES: dict[str, KafkaValue] = {
+    "isolation.level": "read_committed",
+    "enable.partition.eof": True,
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+}
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    instance_id: str
+    state_dir: Path
+    commit_interval: float = 0.1  # seconds
+    commit_records: int = 5_000
+    max_batch: int = 1_000
+    poll_timeout: float = 0.05
+    tick: float = 0.1  # how often scheduled entries (timers) are looked at
+    session_timeout_ms: int = 10_000
+    lag_interval: float = 2.0
+
+
+class _HandlerFailed(Exception):
+    pass
+
+
+class LoopStatus:
+    """What /healthz and /readyz report: the loop's last beat, and readiness."""
+
+    def __init__(self) -> None:
+        self.last_beat = time.monotonic()
+        self.ready = False
+        self.assigned = 0
+        self.stopping = False
+
+    def beat(self, ready: bool, assigned: int) -> None:
+        self.last_beat = time.monotonic()
+        self.ready = ready
+        self.assigned = assigned
+
+
+class StreamLoop:
+    def __init__(
+        self,
+        settings: Settings,
+        topology: Topology[Any],
+        options: RuntimeOptions,
+        status: LoopStatus | None = None,
+    ) -> None:
+        self.topology = topology
+        self.options = options
+        self.status = status or LoopStatus()
+        self.app = topology.app_id
+        self.transactional_id = f"{topology.app_id}-{options.instance_id}"
+        self.cooperative = not topology.co_partitioned
+        self._client_fatal: str | None = None
+        self._deferred: BaseException | None = None
+        self._failed = False
+        strategy = "cooperative-sticky" if self.cooperative else "range"
+        self.consumer = clients.consumer(
+            settings,
+            topology.app_id,
+            defaults={**CONSUMER_DEFAULTS, "session.timeout.ms": options.session_timeout_ms},
+            guarantees={**CONSUMER_GUARANTEES, "partition.assignment.strategy": strategy},
+            error_cb=self._on_client_error,
+        )
+        producer = clients.producer(
+            settings,
+            PRODUCER_DEFAULTS,
+            {"transactional.id": self.transactional_id},
+            error_cb=self._on_client_error,
+        )
+        self.txn = Transactions(producer, self.transactional_id)
+        restore_consumer = clients.consumer(
+            settings, f"{topology.app_id}-restore", guarantees=RESTORE_GUARANTEES,
+            error_cb=self._on_client_error,
+        )  # fmt: skip
+        self.tasks = Tasks(
+            topology, self.consumer, Restorer(restore_consumer, self.app), self, options.state_dir
+        )
+        self.handlers = dict(topology.handlers)
+        self.positions: dict[tuple[str, int], int] = {}
+        self.records_in_txn = 0
+        self.timestamps: list[int] = []
+        self.poison: dict[tuple[str, int, int], str] = {}
+        self._changelog_ends: dict[tuple[str, int], int] = {}
+        self._next_tick = 0.0
+        self._next_lag = 0.0
+        self._broken_timers: set[tuple[int, str, bytes, str]] = set()
+
+    # -- the Output protocol: what tasks send goes into the open transaction --------------
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> None:
+        self.txn.send(topic, key, value, headers, partition)
+        metrics.RECORDS_OUT.labels(self.app, topic).inc()
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        self.txn.init()
+        self.consumer.subscribe(self.topology.inputs, on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)  # fmt: skip
+        clean = False
+        try:
+            while not stop.is_set():
+                self._iteration()
+            self.status.stopping = True
+            self._commit("stop")
+            clean = True
+        finally:
+            self._failed = not clean
+            self._close()
+
+    def _iteration(self) -> None:
+        restoring = self.tasks.restoring
+        messages = self.consumer.consume(
+            self.options.max_batch, 0.0 if restoring else self.options.poll_timeout
+        )
+        self._raise_deferred()
+        try:
+            if restoring:
+                self.tasks.step()
+            for message in messages:
+                self._process(message)
+            now = time.monotonic()
+            if now >= self._next_tick:
+                self._next_tick = now + self.options.tick
+                self._fire_due()
+            if self.txn.open and (
+                self.records_in_txn >= self.options.commit_records
+                or now - self.txn.started >= self.options.commit_interval
+            ):
+                self._commit("interval")
+        except (AbortableError, _HandlerFailed) as exc:
+            log.warning("aborting the transaction: %s", exc)
+            self._rewind()
+        self.status.beat(self.tasks.ready, len(self.tasks.running))
+        if time.monotonic() >= self._next_lag:
+            self._next_lag = time.monotonic() + self.options.lag_interval
+            self._update_lag()
+
+    def _process(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            self._consumer_error(error)
+            return
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        assert topic is not None and partition is not None and offset is not None
+        task = self.tasks.running.get(partition)
+        if task is None:
+            return  # restoring (paused) or gone: read again from its committed position
+        self.txn.begin()
+        slot = (topic, partition, offset)
+        failure = self.poison.get(slot)
+        if failure is not None:
+            task.dead_letter(message, "processing-error", failure, "ProcessingError")
+        else:
+            try:
+                self.handlers[topic](task, message)
+            except (AbortableError, FatalKafkaError):
+                raise
+            except Exception as exc:
+                log.exception("%s[%d]@%d: the handler failed; the transaction is aborted and "
+                              "the record goes to the DLQ when it comes again",
+                              topic, partition, offset)  # fmt: skip
+                self.poison[slot] = repr(exc)[:2000]
+                raise _HandlerFailed(f"{topic}[{partition}]@{offset}: {exc!r}") from exc
+        self.positions[(topic, partition)] = offset + 1
+        self.records_in_txn += 1
+        kind, stamp = message.timestamp()
+        if kind != TIMESTAMP_NOT_AVAILABLE:
+            self.timestamps.append(stamp)
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        code = error.code()
+        if error.fatal() or code in (
+            KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
+        ):  # fmt: skip
+            raise FatalKafkaError(f"consumer: {error.str()}")
+        if code == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            raise FatalKafkaError(
+                f"an input topic is missing ({error.str()}): run `convotrail topics create`"
+            )
+        log.warning("consumer: %s", error.str())
+
+    def _fire_due(self) -> None:
+        on_due = self.topology.on_due
+        if on_due is None:
+            return
+        for task in list(self.tasks.running.values()):
+            now = task.now()
+            for name, store in task.stores.items():
+                if store.spec.schedule is None:
+                    continue
+                for entry in store.due(now):
+                    slot = (task.partition, name, entry.key, entry.tag)
+                    if slot in self._broken_timers:
+                        continue
+                    self.txn.begin()
+                    try:
+                        on_due(task, name, entry)
+                    except (AbortableError, FatalKafkaError):
+                        raise
+                    except Exception:
+                        # No record to dead-letter: log it, count it, leave it alone
+                        # until the next start rather than failing every tick.
+                        log.exception("%s[%d]: firing %s %r failed; skipped until restart",
+                                      name, task.partition, entry.tag, entry.key)  # fmt: skip
+                        metrics.TIMER_FAILURES.labels(self.app).inc()
+                        self._broken_timers.add(slot)
+
+    # -- commit and abort ----------------------------------------------------------------------
+
+    def _changelog_delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            slot = (message.topic() or "", message.partition() or 0)
+            self._changelog_ends[slot] = max(self._changelog_ends.get(slot, -1),
+                                             message.offset() or 0)  # fmt: skip
+
+    def _commit(self, why: str) -> None:
+        if not self.txn.open:
+            return
+        started = time.perf_counter()
+        tasks = self.tasks.all()
+        # 1. Deferred outputs.
+        if self.topology.before_commit is not None:
+            for task in tasks:
+                self.topology.before_commit(task)
+        # 2. The changelog: one record per changed key.
+        prepared = []
+        for task in tasks:
+            for name, store in task.stores.items():
+                if not store.changed:
+                    continue
+                records = store.prepare()
+                changelog = self.topology.changelog(name)
+                for key, value in records:
+                    self.txn.send(changelog, key, value, partition=task.partition,
+                                  on_delivery=self._changelog_delivered)  # fmt: skip
+                prepared.append((store, changelog, records))
+        # 3 and 4. Positions with the group's metadata, then commit.
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
+        self.txn.commit(offsets, self.consumer.consumer_group_metadata())
+        # 5. The local stores, now that the changelog has their values.
+        for store, changelog, records in prepared:
+            last = self._changelog_ends.pop((changelog, store.partition), None)
+            store.commit(records, None if last is None else last + 1)
+        for task in tasks:
+            task.pending.clear()
+        committed_at = time.time() * 1000
+        for stamp in self.timestamps:
+            metrics.LATENCY.labels(self.app).observe(max(0.0, committed_at - stamp) / 1000)
+        metrics.RECORDS_IN.labels(self.app).inc(self.records_in_txn)
+        metrics.TRANSACTIONS.labels(self.app, "committed").inc()
+        metrics.COMMIT_SECONDS.labels(self.app).observe(time.perf_counter() - started)
+        metrics.BATCH_RECORDS.labels(self.app).observe(self.records_in_txn)
+        if self.poison:
+            self.poison = {s: e for s, e in self.poison.items()
+                           if self.positions.get(s[:2], -1) <= s[2]}  # fmt: skip
+        self._reset_transaction()
+        log.debug("committed (%s) in %.1f ms", why, (time.perf_counter() - started) * 1000)
+
+    def _reset_transaction(self) -> None:
+        self.positions.clear()
+        self.records_in_txn = 0
+        self.timestamps.clear()
+        self._changelog_ends.clear()
+
+    def _abort(self) -> None:
+        metrics.TRANSACTIONS.labels(self.app, "aborted").inc()
+        self.txn.abort()
+        for task in self.tasks.all():
+            for store in task.stores.values():
+                store.abort()
+            task.pending.clear()
+        self._reset_transaction()
+
+    def _rewind(self) -> None:
+        """Abort, then seek every running input back to where the group committed."""
+        self._abort()
+        running = [tp for tp in self.tasks.assigned() if tp.partition in self.tasks.running]
+        if not running:
+            return
+        committed = self._committed(running)
+        self.tasks.positions_after_abort(committed)
+        for tp in committed:
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+    def _committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        # read_committed makes this wait for a pending transactional commit of these
+        # partitions (a zombie's), so the positions and the changelog agree.
+        for attempt in range(4):
+            try:
+                found: list[TopicPartition] = self.consumer.committed(partitions, timeout=30)
+                return found
+            except KafkaException as exc:
+                log.warning("fetching committed positions (attempt %d): %s", attempt + 1, exc)
+        raise RuntimeFailure("the group coordinator gave no committed positions in 120 s")
+
+    # -- rebalances ---------------------------------------------------------------------------
+
+    def _guarded(self, what: str, action: Any) -> None:
+        try:
+            action()
+        except AbortableError as exc:
+            log.warning("%s: aborting the transaction: %s", what, exc)
+            try:
+                self._abort()
+            except BaseException as inner:
+                self._deferred = inner
+        except BaseException as exc:
+            self._deferred = exc
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        def assign() -> None:
+            if not self._failed:
+                self._commit("assign")  # a long restore must not hold a transaction open
+            committed = self._committed(partitions)
+            if self.cooperative:
+                consumer.incremental_assign(committed)
+            else:
+                consumer.assign(committed)
+            self.tasks.add(committed)
+            log.info("assigned %s", _describe(committed))
+
+        self._guarded("assignment", assign)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        def revoke() -> None:
+            if self._failed:
+                self._abort()
+            else:
+                self._commit("revoke")  # what was read from them is committed before they go
+            self.tasks.remove(partitions)
+            self._forget_lag(partitions)
+            if self.cooperative:
+                consumer.incremental_unassign(partitions)
+            else:
+                consumer.unassign()
+            log.info("revoked %s", _describe(partitions))
+
+        self._guarded("revocation", revoke)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        def lost() -> None:
+            log.warning("lost %s (the group moved on): aborting the open transaction",
+                        _describe(partitions))  # fmt: skip
+            self._abort()
+            self.tasks.remove(partitions)
+            self._forget_lag(partitions)
+            if self.cooperative:
+                consumer.incremental_unassign(partitions)
+            else:
+                consumer.unassign()
+            self._rewind()
+
+        self._guarded("lost partitions", lost)
+
+    # -- errors and shutdown -----------------------------------------------------------------
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._client_fatal = f"Kafka client: {error.str()}"
+        elif error.code() == KafkaError._AUTHENTICATION:
+            self._client_fatal = f"Kafka refused the credentials: {error.str()}"
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            log.warning("no broker reachable (librdkafka keeps trying): %s", error.str())
+        else:
+            log.info("Kafka client: %s", error.str())
+
+    def _raise_deferred(self) -> None:
+        if self._client_fatal is not None:
+            raise FatalKafkaError(self._client_fatal)
+        if self._deferred is not None:
+            deferred, self._deferred = self._deferred, None
+            raise deferred
+
+    def _update_lag(self) -> None:
+        for partition in list(self.tasks.running):
+            for tp in self.tasks.assigned():
+                if tp.partition != partition:
+                    continue
+                try:
+                    _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                    (position,) = self.consumer.position([TopicPartition(tp.topic, partition)])
+                except KafkaException:
+                    continue
+                if high >= 0 and position.offset >= 0:
+                    metrics.LAG.labels(self.app, tp.topic, str(partition)).set(
+                        max(0, high - position.offset)
+                    )
+
+    def _forget_lag(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            with contextlib.suppress(KeyError):
+                metrics.LAG.remove(self.app, tp.topic, str(tp.partition))
+
+    def _close(self) -> None:
+        try:
+            if self._failed:
+                try:
+                    self._abort()
+                except Exception:
+                    log.debug("abort on close failed", exc_info=True)
+            self.consumer.close()  # leaves the group (on_revoke commits nothing more)
+        finally:
+            self.tasks.close()
+            self.tasks.restorer.close()
+            self.txn.close()
+
+
+def _describe(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in partitions) or "nothing"

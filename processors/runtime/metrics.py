@@ -1,0 +1,45 @@
+"""The runtime's Prometheus metrics, one set for every processor (label `app`).
+
+Cardinality is bounded: apps, input topics and partitions, nothing per key.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECORDS_IN = Counter(
+    "convotrail_records_processed_total", "Input records processed and committed", ["app"]
+)
+RECORDS_OUT = Counter(
+    "convotrail_records_produced_total", "Records produced inside transactions", ["app", "topic"]
+)
+TRANSACTIONS = Counter(
+    "convotrail_transactions_total", "Transactions by outcome (committed, aborted)",
+    ["app", "outcome"],
+)  # fmt: skip
+COMMIT_SECONDS = Histogram(
+    "convotrail_commit_seconds",
+    "Time to commit a transaction (deferred outputs, changelog, offsets, commit, stores)",
+    ["app"],
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+BATCH_RECORDS = Histogram(
+    "convotrail_transaction_records",
+    "Input records per committed transaction",
+    ["app"],
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000),
+)
+LATENCY = Histogram(
+    "convotrail_record_latency_seconds",
+    "From an input record's timestamp to the commit that made its outputs visible",
+    ["app"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 60),
+)
+LAG = Gauge(
+    "convotrail_consumer_lag",
+    "Records in an input partition not yet consumed by this process",
+    ["app", "topic", "partition"],
+)
+TIMER_FAILURES = Counter(
+    "convotrail_timer_failures_total", "Scheduled entries whose handler raised", ["app"]
+)

@@ -1,0 +1,130 @@
+"""A task: one partition number of a processor, with its stores and its way out.
+
+Every input topic of a processor has the same partition count, and records that
+must meet (a conversation's events and its memory; a message's notifications and
+its route) share a partition number. So the unit of work is the partition
+number: the task for partition N owns partition N of every store, and handlers
+called for a record of partition N get that task. Handlers only decode, call the
+pure core, and write through the task (`store(...)`, `send`, `dead_letter`).
+
+`pending` is the handler's scratch for the open transaction (e.g. the latest state
+snapshot per conversation, sent once at commit); the runtime empties it after every
+commit and abort. `scratch` lives as long as the task (e.g. a replay clock).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from prometheus_client import Counter
+
+from processors.runtime.store import PartitionStore
+from schemas import headers as h
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A")
+
+Headers = Sequence[tuple[str, bytes | str | None]]
+
+DLQ_RECORDS = Counter(
+    "convotrail_dlq_records_total",
+    "Records sent to a dead-letter topic, by source topic and reason",
+    ["app", "topic", "reason"],
+)
+
+
+class Record(Protocol):
+    """What handlers read of a consumed record (confluent_kafka.Message has it)."""
+
+    def topic(self) -> str | None: ...
+
+    def partition(self) -> int | None: ...
+
+    def offset(self) -> int | None: ...
+
+    def key(self) -> bytes | None: ...
+
+    def value(self) -> bytes | None: ...
+
+    def headers(self) -> Any: ...
+
+    def timestamp(self) -> tuple[int, int]: ...
+
+
+class Output(Protocol):
+    """Where a task's records go: the transactional producer, or a test driver."""
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> None: ...
+
+
+def header(record: Record, name: str) -> bytes | None:
+    for key, value in record.headers() or ():
+        if key == name:
+            return value if isinstance(value, bytes) else None
+    return None
+
+
+@dataclass
+class Task(Generic[A]):
+    app_id: str
+    partition: int
+    app: A  # the processor's own context: codecs, options, metrics
+    output: Output
+    dead_letter_topics: dict[str, str]
+    stores: dict[str, PartitionStore[Any]] = field(default_factory=dict)
+    pending: dict[str, Any] = field(default_factory=dict)
+    scratch: dict[str, Any] = field(default_factory=dict)
+    clock: Callable[[Task[A]], int] | None = None
+
+    def store(self, name: str) -> PartitionStore[Any]:
+        return self.stores[name]
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> None:
+        self.output.send(topic, key, value, headers, partition)
+
+    def dead_letter(
+        self, record: Record, reason: str, error: str, error_class: str | None = None
+    ) -> None:
+        """The record as it came (key, value, headers) on its topic's DLQ, with why."""
+        topic = record.topic() or ""
+        target = self.dead_letter_topics.get(topic)
+        if target is None:
+            raise KeyError(f"{self.app_id} has no dead-letter topic for {topic}")
+        log.warning("%s[%s]@%s -> %s: %s: %s", topic, record.partition(), record.offset(),
+                    target, reason, error)  # fmt: skip
+        headers: list[tuple[str, bytes | str | None]] = [
+            *(record.headers() or ()),
+            (h.DLQ_ERROR, f"{reason}: {error}".encode()),
+            (h.DLQ_ERROR_CLASS, (error_class or reason).encode()),
+            (h.DLQ_SOURCE_TOPIC, topic.encode()),
+            (h.DLQ_SOURCE_PARTITION, str(record.partition()).encode()),
+            (h.DLQ_SOURCE_OFFSET, str(record.offset()).encode()),
+        ]
+        self.output.send(target, record.key(), record.value(), headers, None)
+        DLQ_RECORDS.labels(self.app_id, topic, reason).inc()
+
+    def now(self) -> int:
+        """Epoch ms: the processor's clock for this task (wall clock unless replaying)."""
+        if self.clock is not None:
+            return self.clock(self)
+        import time
+
+        return int(time.time() * 1000)

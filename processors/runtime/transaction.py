@@ -1,0 +1,159 @@
+"""The transactional producer of one runtime process, and what its errors mean.
+
+One producer per process with a stable `transactional.id` (`<app_id>-<instance>`):
+`init_transactions` at start fences a zombie of the same instance (its open
+transaction is aborted), and since the consumer group's metadata goes with every
+offset commit (KIP-447), an instance that lost its partitions cannot commit
+positions for them either.
+
+librdkafka sorts failures into three kinds, and so does this module:
+retriable (call again), abortable (abort, rewind to the committed positions, go
+on: `AbortableError`) and fatal (fenced, not authorized, misconfigured: exit with
+one line: `FatalKafkaError`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+
+from processors.runtime.errors import AbortableError, FatalKafkaError
+from processors.runtime.task import Headers
+
+log = logging.getLogger(__name__)
+
+# Seconds a transactional call may take before it is retried (retriable errors).
+CALL_TIMEOUT = 30.0
+RETRY_FOR = 120.0
+
+_FENCED = {
+    KafkaError._FENCED,
+    KafkaError.PRODUCER_FENCED,
+    KafkaError.INVALID_PRODUCER_EPOCH,
+    KafkaError.INVALID_PRODUCER_ID_MAPPING,
+}
+_NOT_AUTHORIZED = {
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "the transactional id",
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "a topic",
+    KafkaError.GROUP_AUTHORIZATION_FAILED: "the consumer group",
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED: "the cluster (IdempotentWrite)",
+}
+
+
+def explain(error: KafkaError, transactional_id: str) -> str:
+    """One line an operator can act on."""
+    code = error.code()
+    if code in _FENCED:
+        return (
+            f"fenced: another process started with transactional.id {transactional_id} "
+            "(two workers with the same --instance-id?); this one stops so that the "
+            "newer one owns the work"
+        )
+    if code in _NOT_AUTHORIZED:
+        return (
+            f"not authorized on {_NOT_AUTHORIZED[code]} ({error.str()}): grant the "
+            f"principal access, transactional.id {transactional_id}"
+        )
+    return f"Kafka producer failed: {error.str()}"
+
+
+def _error_of(exc: KafkaException) -> KafkaError:
+    error = exc.args[0] if exc.args else None
+    if isinstance(error, KafkaError):
+        return error
+    return KafkaError(KafkaError._FAIL, str(exc))
+
+
+class Transactions:
+    """Begin lazily, produce, commit with the consumer's positions; classify failures."""
+
+    def __init__(self, producer: Producer, transactional_id: str) -> None:
+        self.producer = producer
+        self.transactional_id = transactional_id
+        self.open = False
+        self.started = 0.0
+
+    def _call(self, what: str, action: Callable[[], Any]) -> Any:
+        deadline = time.monotonic() + RETRY_FOR
+        while True:
+            try:
+                return action()
+            except KafkaException as exc:
+                error = _error_of(exc)
+                if error.fatal() or error.code() in _FENCED or error.code() in _NOT_AUTHORIZED:
+                    raise FatalKafkaError(explain(error, self.transactional_id)) from exc
+                if error.txn_requires_abort():
+                    raise AbortableError(f"{what}: {error.str()}") from exc
+                if error.retriable() and time.monotonic() < deadline:
+                    log.warning("%s: %s (retrying)", what, error.str())
+                    continue
+                raise AbortableError(f"{what}: {error.str()}") from exc
+
+    def init(self) -> None:
+        self._call("init_transactions", lambda: self.producer.init_transactions(CALL_TIMEOUT))
+
+    def begin(self) -> None:
+        if not self.open:
+            self._call("begin_transaction", self.producer.begin_transaction)
+            self.open = True
+            self.started = time.monotonic()
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+        on_delivery: Callable[[KafkaError | None, Any], None] | None = None,
+    ) -> None:
+        self.begin()
+        kwargs: dict[str, Any] = {"key": key, "value": value}
+        if headers:
+            kwargs["headers"] = list(headers)
+        if partition is not None:
+            kwargs["partition"] = partition
+        if on_delivery is not None:
+            kwargs["on_delivery"] = on_delivery
+        while True:
+            try:
+                self.producer.produce(topic, **kwargs)
+                return
+            except BufferError:
+                # The local queue is full: serve delivery reports until there is room.
+                self.producer.poll(0.05)
+            except KafkaException as exc:
+                error = _error_of(exc)
+                if error.fatal() or error.code() in _FENCED:
+                    raise FatalKafkaError(explain(error, self.transactional_id)) from exc
+                raise AbortableError(f"produce to {topic}: {error.str()}") from exc
+
+    def commit(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
+        """Positions with the group's metadata, then the commit: all or nothing."""
+        if offsets:
+            self._call(
+                "send_offsets_to_transaction",
+                lambda: self.producer.send_offsets_to_transaction(
+                    offsets, group_metadata, CALL_TIMEOUT
+                ),
+            )
+        self._call("commit_transaction", lambda: self.producer.commit_transaction(CALL_TIMEOUT))
+        self.open = False
+
+    def abort(self) -> None:
+        if not self.open:
+            return
+        self.open = False
+        try:
+            self._call("abort_transaction", lambda: self.producer.abort_transaction(CALL_TIMEOUT))
+        except AbortableError as exc:
+            # A transaction that can be neither committed nor aborted leaves the
+            # producer in an unknown state: only a restart (init_transactions) is safe.
+            raise FatalKafkaError(f"aborting the transaction failed: {exc}") from exc
+
+    def close(self) -> None:
+        self.producer.flush(10)
