@@ -26,7 +26,8 @@ class Registry:
 
     def __init__(self, url: str, config: dict[str, Any] | None = None) -> None:
         self.url = url
-        self._client = SchemaRegistryClient({"url": url, **(config or {})})
+        # new_client: a "mock://" URL gives the in-process registry pure unit tests use.
+        self._client = SchemaRegistryClient.new_client({"url": url, **(config or {})})
         self._by_id: dict[int, str] = {}
         self._ids: dict[tuple[str, str], int] = {}
 
