@@ -28,6 +28,7 @@ from confluent_kafka import KafkaError, Message
 from convotrail import clients
 from convotrail.errors import ConvotrailError
 from convotrail.settings import KafkaValue, Settings
+from schemas import keys
 from schemas.codecs import ModelCodec
 from schemas.headers import EVENT_TYPE
 from schemas.model import ConversationEvent
@@ -129,7 +130,7 @@ class EventPublisher:
                                    message.offset() or 0)
                 )  # fmt: skip
 
-        key = record["conversation_id"].encode()
+        key = keys.conversation(record["account_id"], record["conversation_id"])
         headers: list[tuple[str, str | bytes | None]] = [(EVENT_TYPE, str(record["type"]))]
         while True:
             try:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from convotrail import __version__
-from convotrail.errors import ConvotrailError
+from convotrail.errors import ConvotrailError, TopicError
 from convotrail.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -134,12 +134,13 @@ def topics_create(partitions: int | None) -> None:
     """Create every topic (idempotent), one partition count for all."""
     import dataclasses
 
-    from convotrail.topics import admin_client, ensure_topics, topic_specs
+    from convotrail.topics import connect, ensure_topics, topic_specs
 
     settings = _settings()
     if partitions is not None:
         settings = dataclasses.replace(settings, partitions=partitions)
-    outcomes = ensure_topics(admin_client(settings), topic_specs(settings))
+    admin, _ = connect(settings)
+    outcomes = ensure_topics(admin, topic_specs(settings))
     for outcome in outcomes:
         verb = "created" if outcome.created else "exists "
         click.echo(f"{verb}  {outcome.name}  ({outcome.partitions} partitions)")
@@ -149,10 +150,10 @@ def topics_create(partitions: int | None) -> None:
 @_one_line_errors
 def topics_list() -> None:
     """List the project's topics with their purpose."""
-    from convotrail.topics import admin_client, topic_specs
+    from convotrail.topics import connect, topic_specs
 
     settings = _settings()
-    existing = admin_client(settings).list_topics(timeout=10).topics
+    existing = connect(settings)[1].topics
     for spec in topic_specs(settings):
         found = existing.get(spec.name)
         where = f"{len(found.partitions)} partitions" if found else "missing"
@@ -223,8 +224,14 @@ def produce(path: str, quiet: bool) -> None:
 
     from connectors.produce_file import produce_lines
     from connectors.publisher import EventPublisher
+    from convotrail.topics import connect
 
     settings = _settings()
+    # Refused credentials or a missing topic: one line now, not events waiting in
+    # librdkafka's queue until their delivery times out.
+    topic = settings.topics.conversation_events
+    if topic not in connect(settings)[1].topics:
+        raise TopicError(f"topic {topic} does not exist: run `convotrail topics create`")
     err = Console(stderr=True)
     stream = click.open_file(path, "r", encoding="utf-8")
     total = None if path == "-" else os.path.getsize(path)
@@ -308,6 +315,7 @@ def _logging(verbose: bool) -> None:
     )
     # The registry client logs every HTTP request at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
 @main.command()

@@ -20,6 +20,7 @@ KafkaConfig = dict[str, KafkaValue]
 DEFAULT_PARTITIONS = 6
 DEFAULT_KAFKA_PORT = 19092
 DEFAULT_CONTROLLER_PORT = 19093
+DEFAULT_KAFKA_SASL_PORT = 19094
 DEFAULT_REGISTRY_PORT = 18081
 
 # Environment variables KAFKA_<NAME> (other than the bootstrap servers) are passed
@@ -122,6 +123,8 @@ class Settings:
     home: Path
     cache_dir: Path
     kafka_port: int = DEFAULT_KAFKA_PORT
+    # The local broker's SASL_PLAINTEXT listener (SCRAM-SHA-512), for testing secured clients.
+    kafka_sasl_port: int = DEFAULT_KAFKA_SASL_PORT
     controller_port: int = DEFAULT_CONTROLLER_PORT
     registry_port: int = DEFAULT_REGISTRY_PORT
     external_bootstrap: str | None = None
@@ -159,6 +162,7 @@ class Settings:
             home=home,
             cache_dir=cache,
             kafka_port=_int_env(env, "CONVOTRAIL_KAFKA_PORT", DEFAULT_KAFKA_PORT),
+            kafka_sasl_port=_int_env(env, "CONVOTRAIL_KAFKA_SASL_PORT", DEFAULT_KAFKA_SASL_PORT),
             controller_port=_int_env(env, "CONVOTRAIL_CONTROLLER_PORT", DEFAULT_CONTROLLER_PORT),
             registry_port=_int_env(env, "CONVOTRAIL_REGISTRY_PORT", DEFAULT_REGISTRY_PORT),
             external_bootstrap=bootstrap,

@@ -7,13 +7,19 @@ and `ensure_topics` refuses to "fix" an existing topic with a different count.
 
 from __future__ import annotations
 
+import logging
+import re
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic  # type: ignore[attr-defined]
 
-from convotrail.errors import TopicError
+from convotrail.errors import ConvotrailError, TopicError
 from convotrail.settings import Settings
+
+log = logging.getLogger(__name__)
 
 COMPACTED = {"cleanup.policy": "compact"}
 
@@ -74,6 +80,99 @@ def admin_client(settings: Settings) -> AdminClient:
     from convotrail import clients
 
     return clients.admin(settings)
+
+
+class KafkaUnreachable(ConvotrailError):
+    """Kafka refused this client (credentials, security protocol) or did not answer."""
+
+
+class _Collected:
+    """librdkafka's log lines of one client: kept for the error message, logged at DEBUG."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        self.lines.append(message % args if args else message)
+        log.debug(message, *args)
+
+
+# "<broker>/bootstrap: " before, "(after 12ms in state AUTH_REQ)" after librdkafka's reasons.
+_BROKER_PREFIX = re.compile(r"^\S+/(?:bootstrap|\d+): ")
+_STATE_SUFFIX = re.compile(r"\s*\(after \d+ms in state \w+\)\s*$")
+
+
+def _reason(text: str) -> str:
+    return _STATE_SUFFIX.sub("", _BROKER_PREFIX.sub("", text.split("]: ", 1)[-1])).rstrip(" :")
+
+
+def _refusal(settings: Settings, errors: list[KafkaError], logged: list[str]) -> str | None:
+    """Why the broker turned this client away, when it did (as opposed to not answering)."""
+    auth = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
+    if auth:
+        reason = _reason(auth[-1].str())
+        user = settings.kafka_extra.get("sasl.username")
+        if "invalid credentials" in reason:
+            who = f" of {user!r}" if user else ""
+            fix = "check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            return f"refused the credentials{who}: {reason}: {fix}"
+        fix = "check KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM and the listener's port"
+        return f"refused the SASL handshake: {reason}: {fix}"
+    dropped = [line for line in logged if "Disconnected" in line]
+    # Twice, so that a broker stopping while we connect is not taken for a refusal.
+    if len(dropped) < 2:
+        return None
+    protocol = str(settings.kafka_extra.get("security.protocol", "plaintext")).lower()
+    if protocol == "plaintext":
+        return (
+            "closed the connection without answering: the listener probably requires "
+            "authentication (or TLS): set KAFKA_SECURITY_PROTOCOL (SASL_PLAINTEXT or SASL_SSL), "
+            "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+        )
+    return (
+        f"closed the connection without answering ({_reason(dropped[-1])}): check that "
+        f"KAFKA_SECURITY_PROTOCOL={protocol.upper()} is what its listener speaks"
+    )
+
+
+def connect(settings: Settings, timeout: float = 15.0) -> tuple[AdminClient, ClusterMetadata]:
+    """An admin client and the cluster's metadata, or one line saying why not.
+
+    A refusal (wrong credentials, no credentials where the listener requires them, a
+    SASL mechanism it does not offer) ends the wait at once; a broker that does not
+    answer is waited for until `timeout`. librdkafka's own lines about this connection
+    go to DEBUG: the error says what they said.
+    """
+    from convotrail import clients
+
+    errors: list[KafkaError] = []
+    logged = _Collected()
+    config: dict[str, Any] = {**clients.admin_config(settings), "error_cb": errors.append}
+    admin = AdminClient(config, logger=logged)
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            metadata = admin.list_topics(timeout=max(0.1, min(1.0, remaining)))
+            break
+        except KafkaException as exc:
+            # Error and log callbacks are served by poll(); it also paces the retries.
+            admin.poll(max(0.0, min(0.2, remaining)))
+            refusal = _refusal(settings, errors, logged.lines)
+            if refusal is not None:
+                raise KafkaUnreachable(f"Kafka at {settings.bootstrap_servers} {refusal}") from exc
+            if time.monotonic() >= deadline:
+                known = [e for e in errors if e.code() != KafkaError._ALL_BROKERS_DOWN]
+                reason = _reason(known[-1].str()) if known else str(exc.args[0].str())
+                raise KafkaUnreachable(
+                    f"Kafka at {settings.bootstrap_servers} did not answer in "
+                    f"{timeout:.0f} s: {reason}"
+                ) from exc
+    admin.poll(0)
+    refusal = _refusal(settings, [e for e in errors if e.code() == KafkaError._AUTHENTICATION], [])
+    if refusal is not None:
+        raise KafkaUnreachable(f"Kafka at {settings.bootstrap_servers} {refusal}")
+    return admin, metadata
 
 
 def _partition_count(admin: AdminClient, name: str, timeout: float) -> int:

@@ -63,12 +63,13 @@ def _testcontainers_stack() -> Iterator[Endpoints]:  # pragma: no cover - needs 
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings of the session's local stack (ports, state dir), whether or not it runs."""
     base = Settings.from_env({})
-    kafka_port, controller_port, registry_port = free_ports(3)
+    kafka_port, kafka_sasl_port, controller_port, registry_port = free_ports(4)
     return replace(
         base,
         home=tmp_path_factory.mktemp("convotrail-home"),
         cache_dir=Path(os.environ.get("CONVOTRAIL_CACHE") or base.cache_dir),
         kafka_port=kafka_port,
+        kafka_sasl_port=kafka_sasl_port,
         controller_port=controller_port,
         registry_port=registry_port,
     )

@@ -26,6 +26,7 @@ from convotrail.errors import ConvotrailError
 from convotrail.settings import Settings
 from processors.delivery.notification import Notification, NotificationError
 from processors.delivery.providers import PARSERS
+from schemas import keys
 from schemas.headers import PROVIDER, PROVIDERS
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def records_of(provider: str, body: bytes) -> list[IntakeRecord]:
             records.append(IntakeRecord(None, unit))
             continue
         refs = [ref for n in notifications for ref in n.message_refs]
-        records.append(IntakeRecord(refs[0].encode() if refs else None, unit))
+        records.append(IntakeRecord(keys.message_ref(refs[0]) if refs else None, unit))
     return records
 
 

@@ -5,6 +5,11 @@ Both run as local Java processes started from artifacts fetched by
 directory: pid files, logs, Kafka's log dirs and the registry's H2 database (so
 schema ids stay valid for the records Kafka keeps across restarts).
 
+Besides its PLAINTEXT listener the broker always has a SASL_PLAINTEXT one
+(SCRAM-SHA-512, `Settings.kafka_sasl_port`) whose users `add_scram_user` creates, so
+secured clients can be tested without a second cluster; broker and controller
+traffic stay on PLAINTEXT.
+
 A process is "ours" only when its command line carries the marker
 `-Dconvotrail.stack.home=<state dir>`: `stop` never signals anything else, even
 when a stale pid file points at a pid the kernel has since reused.
@@ -26,13 +31,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from convotrail.errors import StackError
-from convotrail.settings import Settings
+from convotrail.settings import KafkaConfig, Settings
 from convotrail.stack import artifacts
 
 # Any fixed base64url UUID works: the cluster is formatted once per state directory.
 CLUSTER_ID = "4L6g3nShT-eMCtK--X86sw"
 KAFKA_HEAP = ["-Xms128m", "-Xmx512m"]
 REGISTRY_HEAP = ["-Xms64m", "-Xmx512m"]
+# The SASL_PLAINTEXT listener's only mechanism; add_scram_user creates its users.
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+SCRAM_ITERATIONS = 4096
+# Kafka 4.x still ships ConfigCommand in the core jar (kafka_2.13), not in kafka-tools.
+CONFIG_COMMAND = "kafka.admin.ConfigCommand"
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,25 @@ Progress = Callable[[str], None]
 
 def _quiet(_: str) -> None:
     return None
+
+
+class ScramUserError(StackError):
+    """A SCRAM user of the local broker could not be created or could not log in."""
+
+
+def _tool_error(output: str) -> str:
+    """The one line that says what went wrong in a Kafka command-line tool's output."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("Caused by: "):
+            qualified, _, message = line.removeprefix("Caused by: ").partition(": ")
+            name = qualified.rsplit(".", 1)[-1]
+            return f"{name}: {message}" if message else name
+    meaningful = [
+        line for line in lines
+        if not line.startswith(("at ", "Error while executing", "java.util.concurrent."))
+    ]  # fmt: skip
+    return meaningful[-1] if meaningful else "no output (see the log)"
 
 
 def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -185,6 +214,11 @@ class LocalStack:
             registry_url=f"http://127.0.0.1:{self.settings.registry_port}/apis/ccompat/v7",
         )
 
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """The broker's SASL_PLAINTEXT listener (SCRAM-SHA-512 users from add_scram_user)."""
+        return f"127.0.0.1:{self.settings.kafka_sasl_port}"
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -243,6 +277,7 @@ class LocalStack:
             (self.kafka, self.settings.kafka_port, "CONVOTRAIL_KAFKA_PORT"),
             (self.kafka, self.settings.controller_port, "CONVOTRAIL_CONTROLLER_PORT"),
             (self.registry, self.settings.registry_port, "CONVOTRAIL_REGISTRY_PORT"),
+            (self.kafka, self.settings.kafka_sasl_port, "CONVOTRAIL_KAFKA_SASL_PORT"),
         ]
         for service, port, variable in wanted:
             if service.running_pid() is None and port_is_open(port):
@@ -287,16 +322,26 @@ class LocalStack:
 
     def _server_properties(self, data_dir: Path) -> str:
         port, controller = self.settings.kafka_port, self.settings.controller_port
+        sasl = self.settings.kafka_sasl_port
         partitions = self.settings.partitions
         lines = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{controller}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller},"
+            f"SASL_PLAINTEXT://127.0.0.1:{sasl}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port},"
+            f"SASL_PLAINTEXT://127.0.0.1:{sasl}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
+            "SASL_PLAINTEXT:SASL_PLAINTEXT",
+            # Clients that must authenticate (SCRAM users from add_scram_user) use the
+            # SASL_PLAINTEXT listener; broker and controller traffic stays on PLAINTEXT.
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
             "log.dirs": str(data_dir),
             "num.partitions": str(partitions),
             "offsets.topic.replication.factor": "1",
@@ -407,6 +452,105 @@ class LocalStack:
             )
         if process is None and service.running_pid() is None:
             raise StackError(f"{service.name} is no longer running", str(service.log))
+
+    # -- restart and users ----------------------------------------------------
+
+    def restart_kafka(self, timeout: float = 120.0) -> None:
+        """Stop the broker alone (SIGTERM, SIGKILL after 30 s, like `stop`) and start it
+        again on the same ports and data; the registry keeps running.
+
+        Returns once the restarted broker answers; `timeout` bounds that wait. Clients
+        that were connected see the broker go away and come back, as in a rolling
+        restart of a real cluster.
+        """
+        with self._locked():
+            found = artifacts.ensure_all(self.cache_dir)
+            self.kafka.stop()
+            self._check_ports()
+            deadline = time.monotonic() + timeout
+            process = self._start_kafka(found)
+            self._wait_for_kafka(process, deadline)
+
+    def add_scram_user(self, name: str, password: str, timeout: float = 60.0) -> None:
+        """Create (or reset) a SCRAM-SHA-512 user with Kafka's own ConfigCommand.
+
+        Returns once a client authenticates as that user on the SASL_PLAINTEXT
+        listener: the controller stores the credential at once, but the broker only
+        accepts it after it has applied that metadata record (usually well under a
+        second; `timeout` bounds the wait).
+        """
+        if not name or any(c.isspace() for c in name) or any(c in name for c in ",[]="):
+            raise ScramUserError(
+                f"SCRAM user name {name!r} is not usable: it must be non-empty, "
+                "without blanks or any of , [ ] ="
+            )
+        if not password or "[" in password or "]" in password:
+            raise ScramUserError(
+                f"the password of SCRAM user {name!r} must be non-empty and without "
+                "[ or ] (ConfigCommand's list syntax)"
+            )
+        if self.kafka.running_pid() is None:
+            raise ScramUserError(
+                "the local broker is not running: start it with `convotrail stack start` "
+                "before adding SCRAM users"
+            )
+        found = artifacts.ensure_all(self.cache_dir)
+        command = [
+            found.java, "-Xms32m", "-Xmx256m", "-XX:TieredStopAtLevel=1",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-cp", f"{found.kafka_libs}/*", CONFIG_COMMAND,
+            "--bootstrap-server", self.endpoints.bootstrap_servers,
+            "--alter", "--entity-type", "users", "--entity-name", name,
+            "--add-config",
+            f"{SCRAM_MECHANISM}=[iterations={SCRAM_ITERATIONS},password={password}]",
+        ]  # fmt: skip
+        log = self.state_dir / "logs" / "config-command.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=120, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise ScramUserError(
+                f"Kafka's ConfigCommand did not finish in 120 s creating SCRAM user {name!r}: "
+                "is the broker answering?",
+                str(self.kafka.log),
+            ) from None
+        output = (result.stdout + result.stderr).replace(password, "***")
+        with log.open("a") as out:
+            out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} add SCRAM user {name}"
+                      f" (exit {result.returncode})\n{output}")  # fmt: skip
+        if result.returncode != 0:
+            raise ScramUserError(
+                f"creating SCRAM user {name!r} failed: {_tool_error(output)}", str(log)
+            )
+        self._wait_for_scram_login(name, password, time.monotonic() + timeout)
+
+    def _wait_for_scram_login(self, name: str, password: str, deadline: float) -> None:
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        config: KafkaConfig = {
+            "bootstrap.servers": self.sasl_bootstrap_servers,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": SCRAM_MECHANISM,
+            "sasl.username": name,
+            "sasl.password": password,
+            "log_level": 0,
+        }
+        while time.monotonic() < deadline:
+            # A fresh client per attempt: one that failed to authenticate backs off.
+            admin = AdminClient(config)
+            try:
+                if admin.list_topics(timeout=1.0).brokers:
+                    return
+            except KafkaException:
+                pass
+        raise ScramUserError(
+            f"SCRAM user {name!r} was created but could not log in on "
+            f"{self.sasl_bootstrap_servers} in time",
+            str(self.kafka.log),
+        )
 
     # -- stop -----------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
+    Producer,
     TopicPartition,
 )
 
@@ -151,13 +152,22 @@ class StreamLoop:
             guarantees={**CONSUMER_GUARANTEES, "partition.assignment.strategy": strategy},
             error_cb=self._on_client_error,
         )
-        producer = clients.producer(
-            settings,
-            PRODUCER_DEFAULTS,
-            {"transactional.id": self.transactional_id},
-            error_cb=self._on_client_error,
-        )
-        self.txn = Transactions(producer, self.transactional_id)
+
+        self._producers = 0
+
+        def new_producer() -> Producer:
+            # A replaced producer is fenced by its successor: its errors are not ours.
+            generation = self._producers = self._producers + 1
+
+            def on_error(error: KafkaError) -> None:
+                if generation == self._producers:
+                    self._on_client_error(error)
+
+            return clients.producer(settings, PRODUCER_DEFAULTS,
+                                    {"transactional.id": self.transactional_id},
+                                    error_cb=on_error)  # fmt: skip
+
+        self.txn = Transactions(new_producer, self.transactional_id)
         restore_consumer = clients.consumer(
             settings, f"{topology.app_id}-restore", guarantees=RESTORE_GUARANTEES,
             error_cb=self._on_client_error,
@@ -491,17 +501,18 @@ class StreamLoop:
                 metrics.LAG.remove(self.app, tp.topic, str(tp.partition))
 
     def _close(self) -> None:
-        try:
-            if self._failed:
-                try:
-                    self._abort()
-                except Exception:
-                    log.debug("abort on close failed", exc_info=True)
-            self.consumer.close()  # leaves the group (on_revoke commits nothing more)
-        finally:
-            self.tasks.close()
-            self.tasks.restorer.close()
-            self.txn.close()
+        """Leave the group and release everything; after a failure, best effort only, so
+        that the failure itself is what the operator sees."""
+        steps = [self.consumer.close, self.tasks.close, self.tasks.restorer.close, self.txn.close]
+        if self._failed:
+            steps.insert(0, self._abort)
+        for step in steps:
+            try:
+                step()  # consumer.close leaves the group (on_revoke commits nothing more)
+            except Exception:
+                if not self._failed:
+                    raise
+                log.debug("closing after a failure: %s failed", step, exc_info=True)
 
 
 def _describe(partitions: list[TopicPartition]) -> str:

@@ -11,8 +11,9 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from convotrail import clients
 from convotrail.settings import Settings
+from convotrail.topics import KafkaUnreachable
+from convotrail.topics import connect as connect_to_kafka
 from processors.runtime.errors import FatalKafkaError, TopologyError
 from processors.runtime.topology import Topology
 
@@ -22,27 +23,16 @@ CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
 
 
 def connect(settings: Settings, timeout: float = 15.0) -> tuple[AdminClient, Any]:
-    """An admin client and the cluster's metadata, or one line saying why not."""
-    seen: list[KafkaError] = []
-    config: dict[str, Any] = {**clients.admin_config(settings), "error_cb": seen.append}
-    admin = AdminClient(config)
+    """An admin client and the cluster's metadata, or one line saying why not.
+
+    The probe is `convotrail.topics.connect`, shared with `convotrail topics` and
+    `convotrail produce`: refused credentials, no credentials on a SASL listener or a
+    SASL mechanism the broker does not offer end the wait at once, with the setting to fix.
+    """
     try:
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        reason = seen[-1].str() if seen else str(exc.args[0] if exc.args else exc)
-        hint = ""
-        if any(e.code() == KafkaError._AUTHENTICATION for e in seen):
-            hint = " (check KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD)"
-        elif "security.protocol" in reason or "SASL" in reason:
-            hint = " (check KAFKA_SECURITY_PROTOCOL and the SASL settings)"
-        raise FatalKafkaError(
-            f"Kafka at {settings.bootstrap_servers} refused or did not answer in "
-            f"{timeout:.0f} s: {reason}{hint}"
-        ) from exc
-    auth = [e for e in seen if e.code() == KafkaError._AUTHENTICATION]
-    if auth:
-        raise FatalKafkaError(f"Kafka refused the credentials: {auth[-1].str()}")
-    return admin, metadata
+        return connect_to_kafka(settings, timeout)
+    except KafkaUnreachable as exc:
+        raise FatalKafkaError(str(exc)) from exc
 
 
 def check(settings: Settings, topology: Topology[Any], timeout: float = 15.0) -> int:

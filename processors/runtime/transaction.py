@@ -10,11 +10,19 @@ librdkafka sorts failures into three kinds, and so does this module:
 retriable (call again), abortable (abort, rewind to the committed positions, go
 on: `AbortableError`) and fatal (fenced, not authorized, misconfigured: exit with
 one line: `FatalKafkaError`).
+
+A fourth case is librdkafka's own: after a broker restart a producer can keep a
+coordinator it no longer talks to, and its transactional calls time out for good
+(librdkafka issue #5511, seen here in the broker-restart test). So a call that
+keeps timing out is treated as abortable, and an abort that cannot complete
+replaces the producer: a new one with the same transactional.id, whose
+`init_transactions` aborts the old transaction on the broker.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,9 +34,12 @@ from processors.runtime.task import Headers
 
 log = logging.getLogger(__name__)
 
-# Seconds a transactional call may take before it is retried (retriable errors).
-CALL_TIMEOUT = 30.0
-RETRY_FOR = 120.0
+# Seconds a transactional call may take before it is retried (retriable errors); a
+# commit takes milliseconds, so a call that keeps timing out is stuck, not slow.
+CALL_TIMEOUT = 10.0
+RETRY_FOR = 25.0
+# init_transactions after a broker restart waits for the coordinator to load.
+INIT_FOR = 120.0
 
 _FENCED = {
     KafkaError._FENCED,
@@ -71,14 +82,16 @@ def _error_of(exc: KafkaException) -> KafkaError:
 class Transactions:
     """Begin lazily, produce, commit with the consumer's positions; classify failures."""
 
-    def __init__(self, producer: Producer, transactional_id: str) -> None:
-        self.producer = producer
+    def __init__(self, new_producer: Callable[[], Producer], transactional_id: str) -> None:
+        self.new_producer = new_producer
+        self.producer = new_producer()
         self.transactional_id = transactional_id
         self.open = False
         self.started = 0.0
+        self.replaced = 0
 
-    def _call(self, what: str, action: Callable[[], Any]) -> Any:
-        deadline = time.monotonic() + RETRY_FOR
+    def _call(self, what: str, action: Callable[[], Any], retry_for: float = RETRY_FOR) -> Any:
+        deadline = time.monotonic() + retry_for
         while True:
             try:
                 return action()
@@ -94,7 +107,11 @@ class Transactions:
                 raise AbortableError(f"{what}: {error.str()}") from exc
 
     def init(self) -> None:
-        self._call("init_transactions", lambda: self.producer.init_transactions(CALL_TIMEOUT))
+        try:
+            self._call("init_transactions",
+                       lambda: self.producer.init_transactions(CALL_TIMEOUT), INIT_FOR)  # fmt: skip
+        except AbortableError as exc:
+            raise FatalKafkaError(f"the transaction coordinator did not answer: {exc}") from exc
 
     def begin(self) -> None:
         if not self.open:
@@ -151,9 +168,27 @@ class Transactions:
         try:
             self._call("abort_transaction", lambda: self.producer.abort_transaction(CALL_TIMEOUT))
         except AbortableError as exc:
-            # A transaction that can be neither committed nor aborted leaves the
-            # producer in an unknown state: only a restart (init_transactions) is safe.
-            raise FatalKafkaError(f"aborting the transaction failed: {exc}") from exc
+            # Neither committed nor aborted: the producer's state is unknown. A new one
+            # with the same transactional.id makes the broker abort what this one began.
+            log.warning("the transaction could not be aborted (%s): replacing the producer", exc)
+            self.replace()
+
+    def replace(self) -> None:
+        old = self.producer
+        try:
+            old.purge()
+        except (KafkaException, RuntimeError) as exc:
+            log.debug("purging the old producer: %s", exc)
+        # close() may wait on the coordinator this producer lost: not on the loop's
+        # thread. The new producer's init_transactions fences it anyway.
+        threading.Thread(target=old.close, name="old-producer", daemon=True).start()
+        self.replaced += 1
+        self.producer = self.new_producer()
+        self.open = False
+        self.init()
 
     def close(self) -> None:
-        self.producer.flush(10)
+        try:
+            self.producer.flush(10)
+        except KafkaException as exc:  # fenced or failed: nothing left to deliver anyway
+            log.debug("flush on close: %s", exc)

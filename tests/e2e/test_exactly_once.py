@@ -18,6 +18,7 @@ import pytest
 from connectors.traffic import generate
 from convotrail import clients
 from convotrail.settings import Settings
+from convotrail.stack import Endpoints, LocalStack
 from schemas.registration import register_contract
 from tests.support.exactly_once import check_stored, check_topics, wait_for_timeline
 from tests.support.metrics import ready
@@ -109,3 +110,30 @@ def test_a_group_of_one_two_three_and_one_worker_under_load(
         log = (tmp_path / name / "worker.log").read_text()
         assert "Traceback" not in log, name
         assert "assigned" in log, name
+
+
+def test_a_broker_restart_under_load_loses_and_doubles_nothing(
+    topics: Settings, tmp_path: Path, local_stack: LocalStack, kafka_endpoints: Endpoints
+) -> None:
+    if kafka_endpoints.bootstrap_servers != local_stack.endpoints.bootstrap_servers:
+        pytest.skip("the session's broker is not ours to restart")
+    history = _history()
+    register_contract(clients.registry(topics), topics.topics)
+    (port,) = free_ports(1)
+    feeder = Feeder(topics, history, rate=700)
+    worker = start_worker(topics, tmp_path / "worker", metrics_port=port)
+    feeder.start()
+    try:
+        wait_until(lambda: ready(port), timeout=60, what="the worker ready")
+        time.sleep(3.0)
+        local_stack.restart_kafka()  # mid-transaction, mid-feed
+        restarted_at = feeder.progress
+        assert restarted_at < 1.0, "the feed ended before the restart: slow it down"
+        feeder.finish()
+        wait_for_timeline(topics, history, timeout=180)
+        expected = check_topics(topics, history)
+        assert worker.poll() is None, "the worker did not survive the broker restart"
+    finally:
+        stop_worker(worker)
+    check_stored(topics, expected, tmp_path / "sink.db")
+    assert "Traceback" not in (tmp_path / "worker" / "worker.log").read_text()

@@ -98,10 +98,12 @@ def test_history_lands_in_both_databases_exactly_as_the_core_says(
         assert metrics['convotrail_conversation_events_total{outcome="rejected"}'] == len(
             expected.rejections
         )
-        assert metrics['convotrail_conversation_dlq_total{reason="bad-magic-byte"}'] == 1
-        assert metrics['convotrail_conversation_outputs_total{topic="timeline"}'] == len(
-            expected.timeline
-        )
+        names = topics.topics
+        app = f'app="{names.prefix}convotrail-conversations"'
+        dlq = f'{app},reason="bad-magic-byte",topic="{names.conversation_events}"'
+        assert metrics[f"convotrail_dlq_records_total{{{dlq}}}"] == 1
+        timeline = f'{app},topic="{names.conversation_timeline}"'
+        assert metrics[f"convotrail_records_produced_total{{{timeline}}}"] == len(expected.timeline)
     reasons = sorted(dict(d.headers() or [])["dlq.error"].decode().split(":")[0] for d in dead)
     assert reasons == sorted(
         [r.reason for r in expected.rejections] + ["bad-magic-byte", "truncated-record"]
