@@ -399,7 +399,7 @@ def worker(
     SIGTERM or Ctrl-C commits and leaves the group.
     """
     from processors.catalog import build
-    from processors.runtime.loop import RuntimeOptions
+    from processors.runtime.config import RuntimeOptions
     from processors.runtime.run import default_instance_id, run, state_dir
 
     _logging(verbose)

@@ -72,3 +72,18 @@ def serve(host: str, port: int, probe: Probe) -> ThreadingHTTPServer:
 
 def since(moment: float) -> float:
     return time.monotonic() - moment
+
+
+class LoopStatus:
+    """What /healthz and /readyz report: the loop's last beat, and readiness."""
+
+    def __init__(self) -> None:
+        self.last_beat = time.monotonic()
+        self.ready = False
+        self.assigned = 0
+        self.stopping = False
+
+    def beat(self, ready: bool, assigned: int) -> None:
+        self.last_beat = time.monotonic()
+        self.ready = ready
+        self.assigned = assigned

@@ -33,18 +33,14 @@ on without us) aborts the open transaction.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
     TIMESTAMP_NOT_AVAILABLE,
-    Consumer,
     KafkaError,
     KafkaException,
     Message,
@@ -53,9 +49,18 @@ from confluent_kafka import (
 )
 
 from convotrail import clients
-from convotrail.settings import KafkaValue, Settings
+from convotrail.settings import Settings
 from processors.runtime import metrics
+from processors.runtime.config import (
+    CONSUMER_DEFAULTS,
+    CONSUMER_GUARANTEES,
+    PRODUCER_DEFAULTS,
+    RESTORE_GUARANTEES,
+    RuntimeOptions,
+)
 from processors.runtime.errors import AbortableError, FatalKafkaError, RuntimeFailure
+from processors.runtime.health import LoopStatus
+from processors.runtime.rebalance import Rebalancing
 from processors.runtime.restore import Restorer
 from processors.runtime.task import Headers
 from processors.runtime.tasks import Tasks
@@ -64,67 +69,9 @@ from processors.runtime.transaction import Transactions
 
 log = logging.getLogger(__name__)
 
-CONSUMER_GUARANTEES: dict[str, KafkaValue] = {
-    # Never read what an aborted transaction wrote (ours or an upstream processor's).
-    "isolation.level": "read_committed",
-    # Positions are committed only inside transactions (send_offsets_to_transaction).
-    "enable.auto.commit": False,
-    "enable.auto.offset.store": False,
-    "auto.offset.reset": "earliest",
-}
-CONSUMER_DEFAULTS: dict[str, KafkaValue] = {
-    # A dead worker's partitions move after 10 s (librdkafka's default is 45 s).
-    "session.timeout.ms": 10_000,
-    "heartbeat.interval.ms": 2_000,
-    # Idle fetches return within 100 ms, which bounds the wait for a commit marker.
-    "fetch.wait.max.ms": 100,
-}
-PRODUCER_DEFAULTS: dict[str, KafkaValue] = {
-    "linger.ms": 5,
-    "compression.type": "lz4",
-    "batch.num.messages": 10_000,
-    "queue.buffering.max.messages": 500_000,
-    # A transaction of a dead instance blocks read_committed readers until then.
-    "transaction.timeout.ms": 30_000,
-}
-RESTORE_GUARANTEES: dict[str, KafkaValue] = {
-    "isolation.level": "read_committed",
-    "enable.partition.eof": True,
-    "enable.auto.commit": False,
-    "auto.offset.reset": "earliest",
-}
-
-
-@dataclass(frozen=True)
-class RuntimeOptions:
-    instance_id: str
-    state_dir: Path
-    commit_interval: float = 0.1  # seconds
-    commit_records: int = 5_000
-    max_batch: int = 1_000
-    poll_timeout: float = 0.05
-    tick: float = 0.1  # how often scheduled entries (timers) are looked at
-    session_timeout_ms: int = 10_000
-    lag_interval: float = 2.0
-
 
 class _HandlerFailed(Exception):
     pass
-
-
-class LoopStatus:
-    """What /healthz and /readyz report: the loop's last beat, and readiness."""
-
-    def __init__(self) -> None:
-        self.last_beat = time.monotonic()
-        self.ready = False
-        self.assigned = 0
-        self.stopping = False
-
-    def beat(self, ready: bool, assigned: int) -> None:
-        self.last_beat = time.monotonic()
-        self.ready = ready
-        self.assigned = assigned
 
 
 class StreamLoop:
@@ -143,7 +90,7 @@ class StreamLoop:
         self.cooperative = not topology.co_partitioned
         self._client_fatal: str | None = None
         self._deferred: BaseException | None = None
-        self._failed = False
+        self.failed = False  # set when the loop ends by an exception
         strategy = "cooperative-sticky" if self.cooperative else "range"
         self.consumer = clients.consumer(
             settings,
@@ -202,17 +149,19 @@ class StreamLoop:
 
     def run(self, stop: threading.Event) -> None:
         self.txn.init()
-        self.consumer.subscribe(self.topology.inputs, on_assign=self._on_assign,
-                                on_revoke=self._on_revoke, on_lost=self._on_lost)  # fmt: skip
+        rebalancing = Rebalancing(self)
+        self.consumer.subscribe(self.topology.inputs, on_assign=rebalancing.on_assign,
+                                on_revoke=rebalancing.on_revoke,
+                                on_lost=rebalancing.on_lost)  # fmt: skip
         clean = False
         try:
             while not stop.is_set():
                 self._iteration()
             self.status.stopping = True
-            self._commit("stop")
+            self.commit("stop")
             clean = True
         finally:
-            self._failed = not clean
+            self.failed = not clean
             self._close()
 
     def _iteration(self) -> None:
@@ -221,6 +170,7 @@ class StreamLoop:
             self.options.max_batch, 0.0 if restoring else self.options.poll_timeout
         )
         self._raise_deferred()
+        started = time.perf_counter()
         try:
             if restoring:
                 self.tasks.step()
@@ -230,18 +180,25 @@ class StreamLoop:
             if now >= self._next_tick:
                 self._next_tick = now + self.options.tick
                 self._fire_due()
+            if messages:
+                metrics.BATCH_SECONDS.labels(self.app).observe(time.perf_counter() - started)
             if self.txn.open and (
                 self.records_in_txn >= self.options.commit_records
                 or now - self.txn.started >= self.options.commit_interval
             ):
-                self._commit("interval")
+                self.commit("interval")
         except (AbortableError, _HandlerFailed) as exc:
             log.warning("aborting the transaction: %s", exc)
-            self._rewind()
+            self.rewind()
         self.status.beat(self.tasks.ready, len(self.tasks.running))
         if time.monotonic() >= self._next_lag:
             self._next_lag = time.monotonic() + self.options.lag_interval
-            self._update_lag()
+            running = self.tasks.running
+            metrics.report_lag(
+                self.app,
+                self.consumer,
+                [tp for tp in self.tasks.assigned() if tp.partition in running],
+            )
 
     def _process(self, message: Message) -> None:
         error = message.error()
@@ -321,7 +278,7 @@ class StreamLoop:
             self._changelog_ends[slot] = max(self._changelog_ends.get(slot, -1),
                                              message.offset() or 0)  # fmt: skip
 
-    def _commit(self, why: str) -> None:
+    def commit(self, why: str) -> None:
         if not self.txn.open:
             return
         started = time.perf_counter()
@@ -370,7 +327,7 @@ class StreamLoop:
         self.timestamps.clear()
         self._changelog_ends.clear()
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
         metrics.TRANSACTIONS.labels(self.app, "aborted").inc()
         self.txn.abort()
         for task in self.tasks.all():
@@ -379,19 +336,19 @@ class StreamLoop:
             task.pending.clear()
         self._reset_transaction()
 
-    def _rewind(self) -> None:
+    def rewind(self) -> None:
         """Abort, then seek every running input back to where the group committed."""
-        self._abort()
+        self.abort()
         running = [tp for tp in self.tasks.assigned() if tp.partition in self.tasks.running]
         if not running:
             return
-        committed = self._committed(running)
+        committed = self.committed(running)
         self.tasks.positions_after_abort(committed)
         for tp in committed:
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
-    def _committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+    def committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         # read_committed makes this wait for a pending transactional commit of these
         # partitions (a zombie's), so the positions and the changelog agree.
         for attempt in range(4):
@@ -401,65 +358,6 @@ class StreamLoop:
             except KafkaException as exc:
                 log.warning("fetching committed positions (attempt %d): %s", attempt + 1, exc)
         raise RuntimeFailure("the group coordinator gave no committed positions in 120 s")
-
-    # -- rebalances ---------------------------------------------------------------------------
-
-    def _guarded(self, what: str, action: Any) -> None:
-        try:
-            action()
-        except AbortableError as exc:
-            log.warning("%s: aborting the transaction: %s", what, exc)
-            try:
-                self._abort()
-            except BaseException as inner:
-                self._deferred = inner
-        except BaseException as exc:
-            self._deferred = exc
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        def assign() -> None:
-            if not self._failed:
-                self._commit("assign")  # a long restore must not hold a transaction open
-            committed = self._committed(partitions)
-            if self.cooperative:
-                consumer.incremental_assign(committed)
-            else:
-                consumer.assign(committed)
-            self.tasks.add(committed)
-            log.info("assigned %s", _describe(committed))
-
-        self._guarded("assignment", assign)
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        def revoke() -> None:
-            if self._failed:
-                self._abort()
-            else:
-                self._commit("revoke")  # what was read from them is committed before they go
-            self.tasks.remove(partitions)
-            self._forget_lag(partitions)
-            if self.cooperative:
-                consumer.incremental_unassign(partitions)
-            else:
-                consumer.unassign()
-            log.info("revoked %s", _describe(partitions))
-
-        self._guarded("revocation", revoke)
-
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        def lost() -> None:
-            log.warning("lost %s (the group moved on): aborting the open transaction",
-                        _describe(partitions))  # fmt: skip
-            self._abort()
-            self.tasks.remove(partitions)
-            self._forget_lag(partitions)
-            if self.cooperative:
-                consumer.incremental_unassign(partitions)
-            else:
-                consumer.unassign()
-            self._rewind()
-
-        self._guarded("lost partitions", lost)
 
     # -- errors and shutdown -----------------------------------------------------------------
 
@@ -473,6 +371,10 @@ class StreamLoop:
         else:
             log.info("Kafka client: %s", error.str())
 
+    def defer(self, error: BaseException) -> None:
+        """Raise `error` from the loop (it happened inside a librdkafka callback)."""
+        self._deferred = error
+
     def _raise_deferred(self) -> None:
         if self._client_fatal is not None:
             raise FatalKafkaError(self._client_fatal)
@@ -480,40 +382,16 @@ class StreamLoop:
             deferred, self._deferred = self._deferred, None
             raise deferred
 
-    def _update_lag(self) -> None:
-        for partition in list(self.tasks.running):
-            for tp in self.tasks.assigned():
-                if tp.partition != partition:
-                    continue
-                try:
-                    _, high = self.consumer.get_watermark_offsets(tp, cached=True)
-                    (position,) = self.consumer.position([TopicPartition(tp.topic, partition)])
-                except KafkaException:
-                    continue
-                if high >= 0 and position.offset >= 0:
-                    metrics.LAG.labels(self.app, tp.topic, str(partition)).set(
-                        max(0, high - position.offset)
-                    )
-
-    def _forget_lag(self, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            with contextlib.suppress(KeyError):
-                metrics.LAG.remove(self.app, tp.topic, str(tp.partition))
-
     def _close(self) -> None:
         """Leave the group and release everything; after a failure, best effort only, so
         that the failure itself is what the operator sees."""
         steps = [self.consumer.close, self.tasks.close, self.tasks.restorer.close, self.txn.close]
-        if self._failed:
-            steps.insert(0, self._abort)
+        if self.failed:
+            steps.insert(0, self.abort)
         for step in steps:
             try:
                 step()  # consumer.close leaves the group (on_revoke commits nothing more)
             except Exception:
-                if not self._failed:
+                if not self.failed:
                     raise
                 log.debug("closing after a failure: %s failed", step, exc_info=True)
-
-
-def _describe(partitions: list[TopicPartition]) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in partitions) or "nothing"

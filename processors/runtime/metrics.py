@@ -5,6 +5,9 @@ Cardinality is bounded: apps, input topics and partitions, nothing per key.
 
 from __future__ import annotations
 
+import contextlib
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 RECORDS_IN = Counter(
@@ -43,3 +46,27 @@ LAG = Gauge(
 TIMER_FAILURES = Counter(
     "convotrail_timer_failures_total", "Scheduled entries whose handler raised", ["app"]
 )
+BATCH_SECONDS = Histogram(
+    "convotrail_batch_seconds",
+    "Time to process one consumed batch (handlers, timers; the commit is apart)",
+    ["app"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+def report_lag(app: str, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    """High watermark minus position, from the consumer's cached fetch responses."""
+    for tp in partitions:
+        try:
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            (position,) = consumer.position([TopicPartition(tp.topic, tp.partition)])
+        except KafkaException:
+            continue
+        if high >= 0 and position.offset >= 0:
+            LAG.labels(app, tp.topic, str(tp.partition)).set(max(0, high - position.offset))
+
+
+def forget_lag(app: str, partitions: list[TopicPartition]) -> None:
+    for tp in partitions:
+        with contextlib.suppress(KeyError):
+            LAG.remove(app, tp.topic, str(tp.partition))

@@ -24,8 +24,10 @@ from typing import Any
 
 from convotrail.settings import Settings
 from processors.runtime import health, preflight
+from processors.runtime.config import RuntimeOptions
 from processors.runtime.errors import StateDirLocked
-from processors.runtime.loop import LoopStatus, RuntimeOptions, StreamLoop
+from processors.runtime.health import LoopStatus
+from processors.runtime.loop import StreamLoop
 from processors.runtime.topology import Topology
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from confluent_kafka.admin import NewTopic
 
 from convotrail import clients
 from convotrail.settings import Settings
-from processors.runtime.loop import RuntimeOptions
+from processors.runtime.config import RuntimeOptions
 from processors.runtime.restore import RESTORED
 from processors.runtime.run import run
 from processors.runtime.store import StoreSpec

@@ -1,0 +1,55 @@
+"""The runtime's options and the client settings its guarantees rest on.
+
+Defaults can be overridden through KAFKA_<NAME> variables (convotrail/clients.py);
+the guarantees cannot: they are what exactly-once means here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from convotrail.settings import KafkaValue
+
+CONSUMER_GUARANTEES: dict[str, KafkaValue] = {
+    # Never read what an aborted transaction wrote (ours or an upstream processor's).
+    "isolation.level": "read_committed",
+    # Positions are committed only inside transactions (send_offsets_to_transaction).
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "auto.offset.reset": "earliest",
+}
+CONSUMER_DEFAULTS: dict[str, KafkaValue] = {
+    # A dead worker's partitions move after 10 s (librdkafka's default is 45 s).
+    "session.timeout.ms": 10_000,
+    "heartbeat.interval.ms": 2_000,
+    # Idle fetches return within 100 ms, which bounds the wait for a commit marker.
+    "fetch.wait.max.ms": 100,
+}
+PRODUCER_DEFAULTS: dict[str, KafkaValue] = {
+    "linger.ms": 5,
+    "compression.type": "lz4",
+    "batch.num.messages": 10_000,
+    "queue.buffering.max.messages": 500_000,
+    # A transaction of a dead instance blocks read_committed readers until then.
+    "transaction.timeout.ms": 30_000,
+}
+RESTORE_GUARANTEES: dict[str, KafkaValue] = {
+    "isolation.level": "read_committed",
+    "enable.partition.eof": True,
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+}
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    instance_id: str
+    state_dir: Path
+    commit_interval: float = 0.1  # seconds
+    commit_records: int = 5_000
+    max_batch: int = 1_000
+    poll_timeout: float = 0.05
+    tick: float = 0.1  # how often scheduled entries (timers) are looked at
+    session_timeout_ms: int = 10_000
+    lag_interval: float = 2.0
