@@ -541,7 +541,7 @@ def delivery_status(message_id: str, database_url: str | None, as_json: bool) ->
 @click.option("--group", default="convotrail-sink", show_default=True, help="Consumer group id.")
 @click.option("--batch-size", default=500, show_default=True, help="Records per transaction.")
 @click.option(
-    "--batch-timeout", default=0.5, show_default=True,
+    "--batch-timeout", default=0.1, show_default=True,
     help="Seconds before a partial batch is committed.",
 )  # fmt: skip
 @click.option(

@@ -3,7 +3,8 @@ anyone else reads). The first byte is the format version.
 
 Format 2 (written): the state's Avro body as the compiled codec writes it for the
 conversation-state topic, so the snapshot and the memory share one encoding per
-commit, then the seen event_ids and the fired timers as length-prefixed strings.
+commit, then the seen event_ids and the fired timers (each list one NUL-joined
+string, or item by item when an id holds a NUL).
 About 4x cheaper to write and 3x cheaper to read than format 1, which was the state
 wrapped in a second Avro record by fastavro (docs/benchmarks.md).
 
@@ -56,6 +57,19 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _write_strings(out: bytearray, items: tuple[str, ...]) -> None:
+    # Usually one string joined by NUL (one encode, one split: the per-item loop was a
+    # third of a restore); a list whose ids hold a NUL is written item by item.
+    if not items:
+        out.append(0)
+        return
+    joined = "\x00".join(items)
+    if joined.count("\x00") == len(items) - 1:
+        raw = joined.encode()
+        out.append(1)
+        _write_varint(out, len(raw))
+        out += raw
+        return
+    out.append(2)
     _write_varint(out, len(items))
     for item in items:
         raw = item.encode()
@@ -64,6 +78,13 @@ def _write_strings(out: bytearray, items: tuple[str, ...]) -> None:
 
 
 def _read_strings(data: bytes, pos: int) -> tuple[tuple[str, ...], int]:
+    kind = data[pos]
+    pos += 1
+    if kind == 0:
+        return (), pos
+    if kind == 1:
+        size, pos = _read_varint(data, pos)
+        return tuple(data[pos : pos + size].decode().split("\x00")), pos + size
     count, pos = _read_varint(data, pos)
     items = []
     for _ in range(count):

@@ -81,7 +81,6 @@ class ConversationApp:
     events: ModelCodec[ConversationEvent]
     states: ModelCodec[ConversationState]
     timeline: ModelCodec[TimelineEntry]
-    pending_timers: dict[int, int] = field(default_factory=dict)
 
 
 def _datetime(ms: int) -> datetime:
@@ -164,9 +163,6 @@ def before_commit(task: Task[ConversationApp]) -> None:
         memory = store.get(key)
         if memory is not None and memory.state is state:
             store.put(key, memory, encoded=encode_memory(memory, body))
-    if app.options.timers:
-        app.pending_timers[task.partition] = store.scheduled
-        TIMERS_PENDING.set(sum(app.pending_timers.values()))
 
 
 def replay_clock(task: Task[ConversationApp]) -> int:
@@ -219,6 +215,7 @@ def topology(
         MemoryCodec(),
         schedule=partial(schedule, policy=policy) if options.timers else None,
         schedule_version=policy_fingerprint(policy) if options.timers else "",
+        scheduled_gauge=TIMERS_PENDING if options.timers else None,
     )
     return Topology(
         app_id=f"{names.prefix}{options.app_id}",

@@ -97,7 +97,6 @@ class BounceApp:
     facts: ModelCodec[ConversationEvent]
     routes: ModelCodec[MessageRoute]
     suppressions: ModelCodec[SuppressedRecipient]
-    waiting: dict[int, int] = field(default_factory=dict)
 
 
 class LedgerCodec:
@@ -312,11 +311,6 @@ def on_fact(task: Task[BounceApp], record: Record) -> None:
         SUPPRESSIONS.labels("lifted").inc()
 
 
-def before_commit(task: Task[BounceApp]) -> None:
-    task.app.waiting[task.partition] = task.store(LEDGER).scheduled
-    WAITING.set(sum(task.app.waiting.values()))
-
-
 def topology(
     settings: Settings, options: BounceOptions | None = None, registry: Registry | None = None
 ) -> Topology[BounceApp]:
@@ -353,11 +347,11 @@ def topology(
                 LedgerCodec(),
                 schedule=partial(expiry, wait=options.wait),
                 schedule_version=str(options.wait.total_seconds()),
+                scheduled_gauge=WAITING,
             ),
             StoreSpec(HEALTH, HealthCodec()),
         ),
         on_due=on_due,
-        before_commit=before_commit,
         co_partitioned=True,
         outputs=(names.suppressed_recipients,),
     )

@@ -39,6 +39,9 @@ RESTORE_GUARANTEES: dict[str, KafkaValue] = {
     "enable.partition.eof": True,
     "enable.auto.commit": False,
     "auto.offset.reset": "earliest",
+    # A caught-up changelog answers a fetch only after this wait, and the offset
+    # queries of the next partition queue behind it (bench/restore.py: 0.5 s each).
+    "fetch.wait.max.ms": 10,
 }
 
 
@@ -49,7 +52,9 @@ class RuntimeOptions:
     commit_interval: float = 0.1  # seconds
     commit_records: int = 5_000
     max_batch: int = 1_000
-    poll_timeout: float = 0.05
+    # consume() waits its whole timeout unless the batch fills, so a short one, and
+    # never past the open transaction's commit deadline.
+    poll_timeout: float = 0.02
     tick: float = 0.1  # how often scheduled entries (timers) are looked at
     session_timeout_ms: int = 10_000
     lag_interval: float = 2.0

@@ -31,7 +31,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from rocksdict import Options, Rdict, WriteBatch
 
@@ -67,7 +67,11 @@ class StoreSpec(Generic[V]):
     schedule_version: str = ""
     # Decoded values kept in memory (committed ones; the open transaction's are
     # always in memory). The rest are read from RocksDB and decoded on demand.
-    cache_size: int = 50_000
+    # Per store partition: a conversation's memory is a few KB decoded.
+    cache_size: int = 10_000
+    # A gauge (no labels) the runtime sets to the scheduled entries of this store on
+    # this process, after each commit (e.g. convotrail_timers_pending).
+    scheduled_gauge: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,15 @@ def _unpack_schedule(data: bytes) -> Iterator[tuple[int, str]]:
         pos += 10 + size
 
 
+def _options() -> Options:
+    """RocksDB with small memtables: a process holds a store per partition, and
+    RocksDB's 64 MB default took a 1,000,000-conversation restore to 574 MB RSS."""
+    options = Options(raw_mode=True)
+    options.set_write_buffer_size(8 * 1024 * 1024)
+    options.set_max_write_buffer_number(2)
+    return options
+
+
 class PartitionStore(Generic[V]):
     """One store, one partition: see the module docstring for the rules."""
 
@@ -106,7 +119,7 @@ class PartitionStore(Generic[V]):
         self.partition = partition
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(directory), options=Options(raw_mode=True))
+        self._db = Rdict(str(directory), options=_options())
         self._dirty: dict[bytes, V | None] = {}
         self._encoded: dict[bytes, bytes] = {}
         self._cache: dict[bytes, V] = {}
@@ -247,7 +260,7 @@ class PartitionStore(Generic[V]):
         self._db.close()
         shutil.rmtree(self.directory, ignore_errors=True)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(self.directory), options=Options(raw_mode=True))
+        self._db = Rdict(str(self.directory), options=_options())
         self._cache.clear()
         self.abort()
         self.checkpoint = None

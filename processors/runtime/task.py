@@ -15,6 +15,7 @@ commit and abort. `scratch` lives as long as the task (e.g. a replay clock).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -125,6 +126,4 @@ class Task(Generic[A]):
         """Epoch ms: the processor's clock for this task (wall clock unless replaying)."""
         if self.clock is not None:
             return self.clock(self)
-        import time
-
         return int(time.time() * 1000)

@@ -11,12 +11,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connectors.delivery_samples import ses_via_sns
 from connectors.traffic import generate
 from convotrail import clients
 from convotrail.settings import Settings
 from processors.conversation import shell as conversation
+from processors.conversation.core import Memory, evolve
+from processors.conversation.memory_codec import decode_memory, encode_memory, encode_memory_v1
 from processors.delivery import shell as bounces
 from processors.receipts import shell as receipts
 from processors.runtime.driver import TopologyDriver
@@ -300,3 +304,27 @@ def test_a_handler_bug_is_the_runtimes_problem_not_the_shells(
     finally:
         object.__setattr__(app.events, "decode", original)
     assert JO and SUPPORT
+
+
+@given(
+    st.lists(st.text(max_size=8), max_size=6).map(tuple),
+    st.lists(st.text(max_size=8), max_size=3).map(tuple),
+)
+def test_the_memory_format_keeps_any_ids(seen: tuple[str, ...], fired: tuple[str, ...]) -> None:
+    s = Script()
+    state, _ = apply_all([s.created()])
+    for memory in (Memory(state.state, seen, fired), Memory(None, seen, fired)):
+        assert decode_memory(encode_memory(memory)) == memory
+
+
+def test_faust_changelog_values_are_still_read() -> None:
+    s = Script()
+    state, _ = apply_all([s.created(), s(m.TagAdded(tag="vip"))])
+    assert decode_memory(encode_memory_v1(state)) == state
+
+
+def apply_all(events: list[m.ConversationEvent]) -> tuple[Memory, None]:
+    memory = Memory()
+    for event in events:
+        memory, _ = evolve(memory, event, T0)
+    return memory, None
