@@ -38,8 +38,10 @@ integration: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.producer_throughput
 	$(BIN)/python -m bench.pipeline_throughput --profile
-	$(BIN)/python -m bench.timer_lateness
 	$(BIN)/python -m bench.delivery_throughput
+	$(BIN)/python -m bench.restore
+	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.timer_lateness
 
 stack-start: $(STAMP)
 	$(BIN)/convotrail stack start

@@ -11,13 +11,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from convotrail.settings import Settings
 from convotrail.stack import LocalStack
 from convotrail.topics import admin_client, ensure_topics, topic_specs
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+T = TypeVar("T")
 
 
 def bench_settings(partitions: int = 6) -> tuple[Settings, LocalStack | None]:
@@ -55,6 +56,33 @@ def timed(action: Callable[..., Any], *args: Any) -> float:
     started = time.perf_counter()
     action(*args)
     return time.perf_counter() - started
+
+
+def rotated(items: list[T], by: int) -> list[T]:
+    """`items` starting at `by`: round n of a run measures the contestants in another
+    order, so none is always first (cold) or last (after the others' garbage)."""
+    shift = by % len(items)
+    return items[shift:] + items[:shift]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def distribution(values: list[float]) -> dict[str, float]:
+    """p50, p90, p99 and max of `values` (and how many there were)."""
+    return {
+        "count": len(values),
+        "p50": percentile(values, 0.50),
+        "p90": percentile(values, 0.90),
+        "p99": percentile(values, 0.99),
+        "max": max(values) if values else float("nan"),
+    }
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
 
 
 def machine() -> dict[str, Any]:

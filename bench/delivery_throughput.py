@@ -1,34 +1,37 @@
-"""Delivery throughput: the bounce processor and the receipts processor against the
-bare-consumer ceiling, in one run on one broker.
+"""Delivery throughput: the bounce and receipts processors on the stream runtime against
+bare consumers doing only the parse or the decode, in one run on one broker.
 
-  (a) notifications: N SES notifications (9 deliveries to 1 hard bounce) about N
-      outbound emails whose routes the bounce worker has already learned. The
-      bounce processor (processors.delivery.worker, a real `convotrail worker
-      --processor bounces` process) parses each, finds its conversation, re-keys it
-      by recipient (delivery-facts), applies escalation and suppression and appends
-      the delivery event to conversation-events: three agents, two Kafka hops.
-      Ceiling: a bare confluent-kafka consumer polling delivery-notifications and
-      parsing each body with the same provider parser.
-  (b) views: N customer views (MESSAGE_VIEWED, distinct messages) on
-      conversation-events. The receipts processor (`--processor receipts`) folds each
-      into its message's track and writes a ReadReceipt. Ceiling: a bare consumer
-      polling conversation-events and decoding the Avro events.
+Each round (fresh topics; contestants in rotated order; medians over rounds):
 
-A processor's rate is N over the span between the broker timestamps (CreateTime,
-set by the worker) of its first and last output record: start-up and group join
-fall outside, the first batch's latency inside. The inputs are on the topics
-before the worker starts, so it runs flat out.
+  bounces: N outbound emails (MESSAGE_ADDED) are published and a real `convotrail
+      worker --processor bounces` learns their 2N routes, then stops cleanly. N SES
+      notifications (SNS envelope; 9 deliveries to 1 hard bounce) about those
+      messages go on delivery-notifications, keyed by message ref, and the worker
+      starts again (its ledger restored from its local store): it parses each,
+      finds its route, appends a delivery fact (delivery-facts, keyed by recipient),
+      applies escalation and suppression, and appends the delivery event to
+      conversation-events, all in its transactions. Window: from the CreateTime of
+      its first delivery fact (produced by the handler of its first notification)
+      to the moment a read_committed consumer has seen all N delivery events.
+      Baseline: a bare confluent-kafka consumer on delivery-notifications that
+      parses every body with the same parser (PARSERS["ses"].parse).
+  receipts: N customer views (MESSAGE_VIEWED, distinct messages, one in ten from a
+      scanner's user agent) on conversation-events, then `convotrail worker
+      --processor receipts`. Its outputs go out at commit, so its window is read
+      from the group's committed positions (every 50 ms): from the first commit to
+      the one that covers all N, over the records between them. Baseline: a bare
+      consumer decoding every event with fastavro into dicts (as the pipeline's
+      (a)); the compiled codec into model objects is shown too.
 
-    python -m bench.delivery_throughput [--messages 20000] [--bare-runs 3]
+CPU per notification or view: utime + stime of the worker process, every thread,
+over its window (/proc); the baselines' CPU is this process's over theirs.
+
+    python -m bench.delivery_throughput [--messages 20000] [--rounds 3] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -36,32 +39,35 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
-from bench.common import bench_settings, best_of, fresh_topics, save
+from bench.common import bench_settings, fresh_topics, median, rotated, save
+from bench.kafka_tools import (
+    Positions,
+    bare_consume,
+    end_offsets,
+    first_timestamps,
+    publish,
+)
+from bench.processes import Worker, commit_summary
 from connectors.delivery_samples import ses_via_sns
-from connectors.publisher import GUARANTEES, EventPublisher
+from connectors.publisher import GUARANTEES
+from convotrail import clients
 from convotrail.settings import Settings
-from processors.delivery.providers import ses
+from processors.delivery.providers import PARSERS
+from processors.delivery.shell import BounceOptions
+from processors.receipts.shell import ReceiptsOptions
 from schemas import headers as h
 from schemas import model as m
 from schemas.codecs import ModelCodec
-from schemas.registration import register_contract
-from schemas.registry import Registry
 from schemas.serde import AvroSerde
 
-ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 DELIVERY_TYPES = {
     t.value.encode()
-    for t in (
-        m.EventType.MESSAGE_DELIVERED,
-        m.EventType.BOUNCE_DETECTED,
-        m.EventType.MESSAGE_SENT,
-        m.EventType.DELIVERY_FAILED,
-        m.EventType.CUSTOMER_MARKED_SPAM,
-    )
-}
+    for t in (m.EventType.MESSAGE_DELIVERED, m.EventType.BOUNCE_DETECTED,
+              m.EventType.DELIVERY_FAILED, m.EventType.CUSTOMER_MARKED_SPAM)
+}  # fmt: skip
 
 
 def outbound(i: int) -> m.ConversationEvent:
@@ -99,166 +105,198 @@ def notification(i: int) -> bytes:
     )  # fmt: skip
 
 
-def publish_events(settings: Settings, events: list[m.ConversationEvent]) -> None:
-    with EventPublisher(settings) as publisher:
-        for event in events:
-            publisher.publish(event)
-        publisher.flush(120)
-
-
 def publish_notifications(settings: Settings, bodies: list[bytes]) -> None:
-    """Raw, keyed by each body's message ref, as the intake would (records_of)."""
+    """Raw, keyed by each body's message ref, with the provider header, as the intake does."""
     producer = Producer(settings.kafka_config({"linger.ms": 20, **GUARANTEES}))
     for body in bodies:
-        key = ses.parse(body)[0].message_refs[0].encode()
-        producer.produce(settings.topics.delivery_notifications, key=key, value=body,
-                         headers=[(h.PROVIDER, b"ses")])  # fmt: skip
+        key = PARSERS["ses"].parse(body)[0].message_refs[0].encode()
+        while True:
+            try:
+                producer.produce(settings.topics.delivery_notifications, key=key, value=body,
+                                 headers=[(h.PROVIDER, b"ses")])  # fmt: skip
+                break
+            except BufferError:
+                producer.poll(0.05)
         producer.poll(0)
-    producer.flush(120)
+    assert producer.flush(120) == 0
 
 
-def _consumer(settings: Settings, topic: str) -> Consumer:
-    consumer = Consumer(settings.kafka_config({"group.id": f"bench-{uuid.uuid4()}",
-                                               "enable.auto.commit": False}))  # fmt: skip
+def _wait_metric(worker: Worker, name: str, wanted: float, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while worker.metric(name) < wanted:
+        worker.check()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} short of {wanted} after {timeout} s")
+        time.sleep(0.2)
+
+
+# -- bounces --------------------------------------------------------------------------------
+
+
+def prepare_bounces(base: Settings, n: int, work: Path) -> Settings:
+    """Fresh topics with N routed messages (learned by a worker that then stopped) and N
+    notifications about them waiting on delivery-notifications."""
+    settings = fresh_topics(base, "bounces")
+    publish(settings, [outbound(i) for i in range(n)])
+    learner = Worker(settings, work, processor="bounces", instance_id="bench")
+    try:  # N events and the 2N routes they teach, committed
+        _wait_metric(learner, "convotrail_records_processed_total", 3 * n)
+    finally:
+        learner.stop()
+    publish_notifications(settings, [notification(i) for i in range(n)])
+    return settings
+
+
+def delivery_events(settings: Settings) -> Consumer:
+    """A read_committed consumer on conversation-events from its current end."""
+    consumer = Consumer(settings.kafka_config({
+        "group.id": f"bench-{uuid.uuid4()}", "enable.auto.commit": False,
+        "isolation.level": "read_committed", "fetch.wait.max.ms": 20,
+    }))  # fmt: skip
+    topic = settings.topics.conversation_events
     consumer.assign(
-        [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(settings.partitions)]
+        [TopicPartition(topic, p, end) for p, end in end_offsets(settings, topic).items()]
     )
     return consumer
 
 
-def bare(settings: Settings, topic: str, count: int, work: Any) -> float:
-    """Records/s of a bare consumer polling `topic` and applying `work` to each value."""
-    consumer = _consumer(settings, topic)
-    seen, first = 0, 0.0
+def run_bounces(settings: Settings, n: int, work: Path) -> dict[str, Any]:
+    seen = 0
+    watch = delivery_events(settings)
+    worker = Worker(settings, work, processor="bounces", instance_id="bench")
     try:
-        while seen < count:
-            batch = consumer.consume(num_messages=1000, timeout=1.0)
-            if batch and not first:
-                first = time.perf_counter()
-            for message in batch:
-                work(message.value())
-                seen += 1
-        return seen / (time.perf_counter() - first)
-    finally:
-        consumer.close()
-
-
-def output_span(
-    settings: Settings, topic: str, count: int, wanted: Any, timeout: float = 600
-) -> tuple[int, float]:
-    """Wait for `count` records of `topic` that `wanted(message)` accepts; return how many
-    and the seconds between the first and last one's broker timestamps."""
-    consumer = _consumer(settings, topic)
-    stamps: list[int] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(stamps) < count:
+        ready = worker.wait_ready()
+        deadline = time.monotonic() + 900
+        while seen < n:
+            worker.cpu.sample()
+            for message in watch.consume(1000, timeout=0.05):
+                if message.error() is None and _header(message, h.EVENT_TYPE) in DELIVERY_TYPES:
+                    seen += 1
+            worker.check()
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(stamps)} of {count} outputs on {topic} in {timeout} s")
-            for message in consumer.consume(num_messages=1000, timeout=1.0):
-                if wanted(message):
-                    stamps.append(message.timestamp()[1])
-        return len(stamps), (max(stamps) - min(stamps)) / 1000
+                raise RuntimeError(f"bounces: {seen} of {n} delivery events after 900 s")
+        done = time.time()
+        worker.cpu.sample()
+        summary = commit_summary(worker)
     finally:
-        consumer.close()
+        watch.close()
+        worker.stop()
+    stamps = first_timestamps(settings, settings.topics.delivery_facts)
+    first = stamps[0] if stamps else ready
+    seconds = done - first
+    cpu = worker.cpu.at(done) - worker.cpu.at(first)
+    return {"per_s": n / seconds, "seconds": seconds, "cpu_us": cpu / n * 1e6,
+            "cpu_share": cpu / seconds, **summary}  # fmt: skip
 
 
 def _header(message: Any, name: str) -> bytes | None:
     return next((v for k, v in message.headers() or [] if k == name), None)
 
 
-def start_worker(settings: Settings, processor: str, home: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-        SCHEMA_REGISTRY_URL=settings.registry_url,
-        CONVOTRAIL_TOPIC_PREFIX=settings.topics.prefix,
-        CONVOTRAIL_PARTITIONS=str(settings.partitions),
-        CONVOTRAIL_HOME=str(home),
-    )
-    home.mkdir(parents=True, exist_ok=True)
-    log = (home / f"{processor}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "convotrail", "worker", "--processor", processor],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+# -- receipts -------------------------------------------------------------------------------
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
+def run_receipts(settings: Settings, n: int, work: Path) -> dict[str, Any]:
+    topic = settings.topics.conversation_events
+    ends = end_offsets(settings, topic)
+    group = f"{settings.topics.prefix}{ReceiptsOptions().app_id}"
+    positions = Positions(settings)
+    worker = Worker(settings, work, processor="receipts", instance_id="bench")
+    first: tuple[float, int] | None = None
     try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def measure_bounces(base: Settings, n: int, runs: int, work: Path) -> dict[str, Any]:
-    settings = fresh_topics(base, "bounces")
-    register_contract(Registry(settings.registry_url), settings.topics)
-    publish_events(settings, [outbound(i) for i in range(n)])
-    worker = start_worker(settings, "bounces", work / "bounces")
-    try:  # warm: every route learned before the first notification arrives
-        output_span(settings, settings.topics.message_routes, 2 * n, lambda _: True)
-        bodies = [notification(i) for i in range(n)]
-        publish_notifications(settings, bodies)
-        count, seconds = output_span(
-            settings, settings.topics.conversation_events, n,
-            lambda msg: _header(msg, h.EVENT_TYPE) in DELIVERY_TYPES,
-        )  # fmt: skip
+        worker.wait_ready()
+        deadline = time.monotonic() + 900
+        while True:
+            worker.cpu.sample()
+            try:
+                committed = sum(max(0, o) for o in positions.committed(group, topic, ends).values())
+            except Exception:
+                committed = 0
+            now = time.time()
+            if committed and first is None:
+                first = (now, committed)
+            if committed >= n:
+                break
+            worker.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"receipts: {committed} of {n} views committed after 900 s")
+            time.sleep(0.05)
+        summary = commit_summary(worker)
     finally:
-        stop(worker)
-    ceiling, rates = best_of(runs, lambda: bare(
-        settings, settings.topics.delivery_notifications, n, ses.parse))  # fmt: skip
-    rate = count / seconds
-    return {"notifications": n, "seconds": seconds, "per_s": rate, "bare_per_s": ceiling,
-            "bare_runs": rates, "ratio": rate / ceiling}  # fmt: skip
+        worker.stop()
+    assert first is not None
+    records, seconds = n - first[1], now - first[0]
+    if records <= 0:  # everything in the first transaction: too small to measure
+        return {"per_s": float("nan"), "seconds": 0.0, "cpu_us": float("nan"), **summary}
+    cpu = worker.cpu.at(now) - worker.cpu.at(first[0])
+    return {"per_s": records / seconds, "seconds": seconds, "cpu_us": cpu / records * 1e6,
+            "records_in_window": records, "cpu_share": cpu / seconds, **summary}  # fmt: skip
 
 
-def measure_receipts(base: Settings, n: int, runs: int, work: Path) -> dict[str, Any]:
-    settings = fresh_topics(base, "receipts")
-    register_contract(Registry(settings.registry_url), settings.topics)
-    publish_events(settings, [view(i) for i in range(n)])
-    worker = start_worker(settings, "receipts", work / "receipts")
-    try:
-        count, seconds = output_span(settings, settings.topics.read_receipts, n, lambda _: True)
-    finally:
-        stop(worker)
-    codec = ModelCodec(AvroSerde(Registry(settings.registry_url)),
-                       settings.topics.conversation_events, m.ConversationEvent)  # fmt: skip
-    ceiling, rates = best_of(runs, lambda: bare(
-        settings, settings.topics.conversation_events, n, codec.decode))  # fmt: skip
-    rate = count / seconds
-    return {"views": n, "seconds": seconds, "per_s": rate, "bare_per_s": ceiling,
-            "bare_runs": rates, "ratio": rate / ceiling}  # fmt: skip
-
-
-def _line(name: str, unit: str, result: dict[str, Any], work: str) -> str:
-    return (
-        f"{name}: {result['per_s']:,.0f} {unit}/s ({result[unit]} in {result['seconds']:.1f} s);"
-        f" bare consumer + {work} {result['bare_per_s']:,.0f}/s; ratio {result['ratio']:.3f}"
-    )
+# -- the run --------------------------------------------------------------------------------
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=20000)
-    parser.add_argument("--bare-runs", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="smoke sizes: 5,000 messages")
     args = parser.parse_args()
+    if args.quick:
+        # Not less: the receipts window starts at the first commit, which may cover
+        # a few thousand views.
+        args.messages = min(args.messages, 5000)
+    n = args.messages
     base, local = bench_settings()
-    try:
-        with tempfile.TemporaryDirectory(prefix="convotrail-bench-") as tmp:
-            work = Path(tmp)
-            bounces = measure_bounces(base, args.messages, args.bare_runs, work)
-            print(_line("bounce processor", "notifications", bounces, "parse"))
-            receipts = measure_receipts(base, args.messages, args.bare_runs, work)
-            print(_line("receipts processor", "views", receipts, "decode"))
-        path = save("delivery", {"bounces": bounces, "receipts": receipts,
-                                 "partitions": base.partitions})  # fmt: skip
-        print(f"results: {path}")
-    finally:
-        if local is not None:
-            local.stop()
+    names = ("bare_parse", "bounces", "bare_decode", "bare_decode_model", "receipts")
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    print(f"{n:,} notifications and {n:,} views per round, {args.rounds} rounds "
+          f"(bounce wait {BounceOptions().wait})")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="convotrail-bench-") as tmp:
+        for r in range(args.rounds):
+            work = Path(tmp) / f"round-{r}"
+            bounces = prepare_bounces(base, n, work / "bounces")
+            receipts = fresh_topics(base, "receipts")
+            publish(receipts, [view(i) for i in range(n)])
+            serde = AvroSerde(clients.registry(receipts))
+            codec = ModelCodec(serde, receipts.topics.conversation_events, m.ConversationEvent)
+            for name in rotated(list(names), r):
+                if name == "bounces":
+                    result = run_bounces(bounces, n, work / "bounces")
+                elif name == "receipts":
+                    result = run_receipts(receipts, n, work / "receipts")
+                else:
+                    topic, work_of = {
+                        "bare_parse": (bounces.topics.delivery_notifications,
+                                       PARSERS["ses"].parse),
+                        "bare_decode": (receipts.topics.conversation_events, serde.decode),
+                        "bare_decode_model": (receipts.topics.conversation_events,
+                                              codec.decode),
+                    }[name]  # fmt: skip
+                    settings = bounces if name == "bare_parse" else receipts
+                    bare = bare_consume(settings, topic, n, work_of)
+                    result = {"per_s": bare.per_s, "cpu_us": bare.cpu_us}
+                runs[name].append(result)
+                print(f"  round {r + 1} {name:<18}: {result['per_s']:>9,.0f}/s, "
+                      f"{result['cpu_us']:>6.0f} us CPU each")  # fmt: skip
+    rate = {k: median([x["per_s"] for x in v]) for k, v in runs.items()}
+    cpu = {k: median([x["cpu_us"] for x in v]) for k, v in runs.items()}
+    ratios = {
+        "bounces/bare_parse": rate["bounces"] / rate["bare_parse"],
+        "receipts/bare_decode": rate["receipts"] / rate["bare_decode"],
+        "receipts/bare_decode_model": rate["receipts"] / rate["bare_decode_model"],
+    }
+    print(f"medians of {args.rounds} rounds:")
+    for name in names:
+        print(f"  {name:<18}: {rate[name]:>9,.0f}/s, {cpu[name]:>6.0f} us CPU each")
+    for (name, value), target in zip(ratios.items(), (0.15, 0.25, None), strict=True):
+        print(f"  ratio {name:<27}: {value:.3f}" + (f" (target >= {target})" if target else ""))
+    path = save("delivery", {"messages": n, "rounds": args.rounds, "quick": args.quick,
+                             "partitions": base.partitions, "medians": rate,
+                             "cpu_us": cpu, "ratios": ratios, "runs": runs})  # fmt: skip
+    print(f"results: {path}")
+    if local is not None:
+        print("(the local stack is left running: `convotrail stack stop` stops it)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ a fresh conversation-events topic on the real broker, keyed by conversation:
 Both include flush (every event acknowledged). Ratio b/a says what our SDK costs.
 In-process timings of validation and encoding alone show where the time goes.
 
-    python -m bench.producer_throughput [--conversations 2000] [--runs 3]
+    python -m bench.producer_throughput [--conversations 2000] [--runs 3] [--quick]
 """
 
 from __future__ import annotations
@@ -57,7 +57,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--conversations", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="smoke sizes: 300 conversations")
     args = parser.parse_args()
+    if args.quick:
+        args.conversations = min(args.conversations, 300)
 
     settings, local = bench_settings()
     events = generate(seed=7, conversations=args.conversations, start=START)
@@ -94,6 +97,7 @@ def main() -> None:
     baseline = statistics.median(baseline_rates)
     sdk_rate = statistics.median(publisher_rates)
     result = {
+        "quick": args.quick,
         "events": count,
         "runs": args.runs,
         "baseline_events_per_s": baseline,

@@ -1,38 +1,33 @@
 """Timer lateness at load: 100,000 pending reminders in a real worker, firing.
 
-One run:
-
-1. in process, the memory the worker's timer index costs for N pending timers
-   (tracemalloc around building a TimerIndex from N states' timers);
-2. through the real broker: `conversations` conversations with `reminders` each
-   (N = their product) are published; `firing` of the reminders fall due in a
-   window that opens after the worker has taken them all in, the others an hour
-   later, so all N are pending while those fire; a real `convotrail worker` process
-   loads them (its metrics say how many timers are pending), then fires them.
-   A consumer on conversation-events reads every REMINDER_TRIGGERED event as it
-   arrives: lateness = arrival at the consumer (wall clock, same machine) minus
-   the reminder's due time, so it includes the timer loop, the producer's linger
-   and the consumer's fetch. Reported: p50 / p99 / max, and how many fired
-   exactly once.
+One run, through the real broker: `conversations` conversations with `reminders`
+each (N = their product) are published; `firing` of the reminders fall due in a
+window that opens after the worker has taken them all in, the others an hour
+later, so all N are pending while those fire. A real `convotrail worker` process
+(timers on) loads them into its store's schedule index (RocksDB; loaded when its
+group's committed positions reach the end of the published events), then fires
+them from its stream loop (every 100 ms
+it looks for what is due, in the transaction that marks them fired). A
+read_committed consumer on conversation-events reads every REMINDER_TRIGGERED
+event as it arrives: lateness = arrival at the consumer (wall clock, same
+machine) minus the reminder's due time, so it includes the loop's 100 ms tick, the
+transaction's commit and the consumer's fetch. Reported: p50 / p99 / max, how
+many fired exactly once, the worker's own due-to-sent histogram (its mean), and
+what holding N timers costs the worker (RSS, its state directory on disk).
 
 The bare baseline of the run is the broker's own delivery latency: a produce
 to consume round trip of one small record on the same topic and machine, its p50
 and p99 (lateness cannot be lower).
 
     python -m bench.timer_lateness [--conversations 20000] [--reminders 5]
-        [--firing 2000] [--window 40] [--lead 150]
+        [--firing 2000] [--window 40] [--lead 150] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
-import subprocess
-import sys
 import time
-import tracemalloc
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,19 +36,16 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from bench.common import bench_settings, fresh_topics, save
+from bench.common import bench_settings, fresh_topics, percentile, save
+from bench.kafka_tools import Positions, end_offsets
+from bench.processes import Worker, disk_mib, rss_mib
 from connectors.publisher import GUARANTEES, EventPublisher
 from convotrail.settings import Settings
-from processors.conversation.core import Memory, evolve
-from processors.conversation.timer_index import TimerIndex
-from processors.conversation.timers import TimerPolicy, pending_timers
 from schemas import model as m
 from schemas.codecs import ModelCodec
 from schemas.registration import register_contract
 from schemas.registry import Registry
 from schemas.serde import AvroSerde
-from tests.support.ports import free_ports
-from tests.support.worker import worker_env
 
 DANA = m.Actor(kind=m.ActorKind.STAFF, id="stf-dana", name="Dana")
 JO = m.Actor(kind=m.ActorKind.CUSTOMER, id="cus-jo", name="Jo Park")
@@ -91,46 +83,6 @@ def history(
     return events
 
 
-def index_memory(events: list[m.ConversationEvent]) -> dict[str, float]:
-    """Bytes the TimerIndex holds for these events' timers (states built beforehand)."""
-    memories: dict[str, Memory] = {}
-    for event in events:
-        memories[event.conversation_id], _ = evolve(memories.get(event.conversation_id), event,
-                                                    event.occurred_at)  # fmt: skip
-    policy = TimerPolicy()
-    timers = {cid: pending_timers(mem.state, policy) for cid, mem in memories.items()}
-    gc.collect()
-    tracemalloc.start()
-    before, _ = tracemalloc.get_traced_memory()
-    index = TimerIndex()
-    for n, (cid, pending) in enumerate(timers.items()):
-        index.set(n % 6, cid, pending)
-    after, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    # The Timer objects themselves are built by pending_timers before the index
-    # takes them; count them in, as the worker holds them only through the index.
-    sample = next(iter(timers.values()))
-    sizes = [sys.getsizeof(t) + sys.getsizeof(t.timer_id) for t in sample]
-    per_timer = sum(sizes) / len(sizes)
-    timer_count = len(index)
-    return {
-        "timers": timer_count,
-        "index_bytes": after - before,
-        "bytes_per_timer": (after - before) / timer_count + per_timer,
-    }
-
-
-def metric(port: int, name: str) -> float | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            for line in response.read().decode().splitlines():
-                if line.startswith(name + " "):
-                    return float(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def broker_round_trip(settings: Settings, samples: int = 200) -> list[float]:
     """Produce-to-consume latency of one small record, seconds (the floor)."""
     topic = settings.topics.conversation_events_dlq  # an empty topic of the same broker
@@ -153,11 +105,6 @@ def broker_round_trip(settings: Settings, samples: int = 200) -> list[float]:
     return rtts
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--conversations", type=int, default=20_000)
@@ -168,7 +115,12 @@ def main() -> None:
                              "--firing 100000 fires them all")  # fmt: skip
     parser.add_argument("--lead", type=float, default=150.0,
                         help="seconds from publishing to the first due time")  # fmt: skip
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke: 10,000 timers, 500 firing in 10 s, 60 s lead")  # fmt: skip
     args = parser.parse_args()
+    if args.quick:
+        args.conversations, args.firing = min(args.conversations, 2000), min(args.firing, 500)
+        args.window, args.lead = min(args.window, 10.0), min(args.lead, 60.0)
 
     settings, _local = bench_settings()
     topics = fresh_topics(settings, "timers")
@@ -177,15 +129,15 @@ def main() -> None:
     start = datetime.now(UTC) + timedelta(seconds=args.lead)
     firing = min(args.firing, total)
     events = history(args.conversations, args.reminders, start, args.window, firing)
-    memory = index_memory(events)
-    print(f"timer index: {memory['timers']:,} timers, {memory['index_bytes'] / 2**20:.1f} MiB "
-          f"({memory['bytes_per_timer']:.0f} bytes per timer with its Timer object)")  # fmt: skip
     rtts = broker_round_trip(topics)
     print(f"broker round trip (the floor): p50 {statistics.median(rtts) * 1000:.1f} ms, "
           f"p99 {percentile(rtts, 0.99) * 1000:.1f} ms")  # fmt: skip
 
+    # read_committed: a fired reminder counts when its transaction has committed, as
+    # every reader of the log (the worker itself included) sees it.
     consumer = Consumer(topics.kafka_config({"group.id": f"lateness-{uuid.uuid4()}",
                                              "auto.offset.reset": "earliest",
+                                             "isolation.level": "read_committed",
                                              "fetch.wait.max.ms": 10}))  # fmt: skip
     consumer.subscribe([topics.topics.conversation_events])
     decode = ModelCodec(AvroSerde(Registry(topics.registry_url)),
@@ -197,22 +149,34 @@ def main() -> None:
     print(f"published {len(events):,} events in {time.perf_counter() - started:.1f} s; "
           f"first due in {(start - datetime.now(UTC)).total_seconds():.0f} s")  # fmt: skip
 
-    port = free_ports(1)[0]
+    ends = end_offsets(topics, topics.topics.conversation_events)
+    positions = Positions(topics)
+    group = f"{topics.topics.prefix}convotrail-conversations"
     with TemporaryDirectory(prefix="convotrail-timers-") as home:
-        env = worker_env(topics, Path(home), timers=True)
-        env["CONVOTRAIL_METRICS_PORT"] = str(port)
-        log = (Path(home) / "worker.log").open("wb")
-        worker = subprocess.Popen([sys.executable, "-m", "convotrail", "worker"], env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        worker = Worker(topics, Path(home), instance_id="bench-timers", timers=True)
         lateness: dict[str, float] = {}
         repeats = 0
         loaded_at: float | None = None
+        loaded: dict[str, float] = {}
         try:
             deadline = time.monotonic() + args.lead + args.window + 300
+            next_look = 0.0
             while len(lateness) < firing and time.monotonic() < deadline:
-                if loaded_at is None and (metric(port, "convotrail_timers_pending") or 0) >= total:
-                    loaded_at = (start - datetime.now(UTC)).total_seconds()
-                    print(f"worker holds {total:,} timers, {loaded_at:.0f} s before the first due")
+                if loaded_at is None and time.monotonic() >= next_look:
+                    next_look = time.monotonic() + 0.5
+                    # Every published event committed: the store holds every timer.
+                    if positions.reached(group, topics.topics.conversation_events, ends):
+                        loaded_at = (start - datetime.now(UTC)).total_seconds()
+                        time.sleep(0.5)  # the store's write follows the Kafka commit
+                        loaded = {"rss_mib": rss_mib(worker.pid),
+                                  "state_dir_mib": disk_mib(Path(home) / "state"),
+                                  "timers_pending_gauge": worker.metric(
+                                      "convotrail_timers_pending")}  # fmt: skip
+                        print(f"worker holds {total:,} timers, {loaded_at:.0f} s before the "
+                              f"first due; RSS {loaded['rss_mib']:.0f} MiB, state directory "
+                              f"{loaded['state_dir_mib']:.0f} MiB on disk; its gauge "
+                              f"convotrail_timers_pending says "
+                              f"{loaded['timers_pending_gauge']:,.0f}")  # fmt: skip
                 message = consumer.poll(0.05)
                 if message is None or message.error():
                     continue
@@ -226,15 +190,22 @@ def main() -> None:
                     repeats += 1
                     continue
                 lateness[event.event_id] = (arrived - event.payload.due_at).total_seconds()
-            worker_rss = _rss_mib(worker.pid)
+            worker_rss = rss_mib(worker.pid)
+            found = worker.metrics()
+            count = found.get("convotrail_timer_lateness_seconds_count", 0.0)
+            inside = (
+                found.get("convotrail_timer_lateness_seconds_sum", 0.0) / count if count else None
+            )
         finally:
-            worker.terminate()
-            worker.wait(timeout=60)
+            worker.stop()
             consumer.close()
     values = list(lateness.values())
     if loaded_at is None or loaded_at < 0:
         print("warning: the worker had not loaded every timer before the first due time; "
               "raise --lead")  # fmt: skip
+    if not values:
+        print("no reminder fired: see the worker's log")
+        return
     result: dict[str, Any] = {
         "timers": total,
         "firing_in_window": firing,
@@ -246,26 +217,25 @@ def main() -> None:
             "max": max(values),
             "min": min(values),
         },
+        "worker_due_to_sent_mean_s": inside,
         "broker_round_trip_s": {"p50": statistics.median(rtts), "p99": percentile(rtts, 0.99)},
+        "ratio_p99_lateness/round_trip": percentile(values, 0.99) / percentile(rtts, 0.99),
         "loaded_seconds_before_first_due": loaded_at,
-        "worker_rss_mib": worker_rss,
-        "index_memory": memory,
+        "worker_when_loaded": loaded,
+        "worker_rss_mib_at_end": worker_rss,
         "window_s": args.window,
+        "quick": args.quick,
     }
     late = result["lateness_s"]
     p50, p99, most = (late[k] * 1000 for k in ("p50", "p99", "max"))
     print(f"fired {len(values):,} of {firing:,} due in {args.window:.0f} s, {total:,} pending "
           f"(repeats {repeats}); "
-          f"lateness p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {most:.0f} ms")  # fmt: skip
+          f"lateness p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {most:.0f} ms "
+          f"(p99 x{result['ratio_p99_lateness/round_trip']:.0f} the round trip's)")  # fmt: skip
+    if inside is not None:
+        print(f"the worker's own due -> sent: {inside * 1000:.0f} ms mean")
     print(f"worker RSS at the end: {worker_rss:.0f} MiB")
     print(f"results: {save('timers', result)}")
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 if __name__ == "__main__":

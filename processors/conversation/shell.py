@@ -33,6 +33,7 @@ from processors.conversation.core import evolve
 from processors.conversation.firing import fire_timer, schedule
 from processors.conversation.memory_codec import MemoryCodec, encode_memory, state_body
 from processors.conversation.timers import TimerPolicy
+from processors.runtime.metrics import labelled
 from processors.runtime.store import Due, StoreSpec
 from processors.runtime.task import Record, Task
 from processors.runtime.topology import Topology
@@ -97,7 +98,7 @@ def on_event(task: Task[ConversationApp], record: Record) -> None:
     try:
         event = app.events.decode(record.value())
     except SerdeError as exc:
-        EVENTS_IN.labels("undecodable").inc()
+        labelled(EVENTS_IN, "undecodable").inc()
         task.dead_letter(record, exc.reason, str(exc), type(exc).__name__)
         return
     if app.options.replay:
@@ -110,14 +111,14 @@ def on_event(task: Task[ConversationApp], record: Record) -> None:
     if memory is not before:
         store.put(key, memory)
     for rejection in outputs.rejections:
-        EVENTS_IN.labels("rejected").inc()
+        labelled(EVENTS_IN, "rejected").inc()
         task.dead_letter(record, rejection.reason, rejection.message, "Rejection")
     if outputs.duplicates:
-        EVENTS_IN.labels("duplicate").inc(outputs.duplicates)
+        labelled(EVENTS_IN, "duplicate").inc(outputs.duplicates)
     if outputs.noops:
-        EVENTS_IN.labels("noop").inc(outputs.noops)
+        labelled(EVENTS_IN, "noop").inc(outputs.noops)
     if outputs.applied:
-        EVENTS_IN.labels("applied").inc(outputs.applied)
+        labelled(EVENTS_IN, "applied").inc(outputs.applied)
     timeline_topic = app.topics.conversation_timeline
     for entry in outputs.timeline:
         task.send(timeline_topic, key, app.timeline.encode(entry))

@@ -24,6 +24,7 @@ from convotrail.settings import Settings, TopicNames
 from processors.receipts.codec import decode_track, encode_track
 from processors.receipts.core import TRACKED, Track, message_id_of, track
 from processors.receipts.scanner import ScannerRule
+from processors.runtime.metrics import labelled
 from processors.runtime.store import StoreSpec
 from processors.runtime.task import Record, Task, header
 from processors.runtime.topology import Topology
@@ -85,23 +86,23 @@ def _automated_before(previous: Track | None, receipt: ReadReceipt) -> int:
 def on_event(task: Task[ReceiptsApp], record: Record) -> None:
     kind = header(record, h.EVENT_TYPE)
     if kind is not None and kind not in _TRACKED_HEADERS:
-        EVENTS_IN.labels("skipped").inc()
+        labelled(EVENTS_IN, "skipped").inc()
         return
     app = task.app
     try:
         event = app.events.decode(record.value())
     except SerdeError:
-        EVENTS_IN.labels("undecodable").inc()  # the conversation processor dead-letters it
+        labelled(EVENTS_IN, "undecodable").inc()  # the conversation processor dead-letters it
         return
     message_id = message_id_of(event)
     if message_id is None:
-        EVENTS_IN.labels("skipped").inc()
+        labelled(EVENTS_IN, "skipped").inc()
         return
     store = task.store(TRACKS)
     key = keys.message_track(message_id)
     previous = store.get(key)
     current, changes = track(previous, event, app.options.rule)
-    EVENTS_IN.labels("applied").inc()
+    labelled(EVENTS_IN, "applied").inc()
     store.put(key, current)
     receipts = task.pending.setdefault(RECEIPTS, {})
     for receipt in changes.receipts:
