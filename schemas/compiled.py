@@ -377,9 +377,14 @@ class _Compiler:
         if kind == "null":
             return [f"{indent}if {source} is not None: raise TypeError('null expected')"]
         if kind in ("int", "long"):
-            return [f"{indent}_wl(out, {source})"]
+            # Small non-negative values (counts, versions) in one byte, without a call.
+            return [f"{indent}_v = {source}",
+                    f"{indent}if _v.__class__ is int and 0 <= _v < 64: out.append(_v << 1)",
+                    f"{indent}else: _wl(out, _v)"]  # fmt: skip
         if kind == "string":
-            return [f"{indent}_s = {source}.encode()", f"{indent}_wl(out, len(_s))",
+            return [f"{indent}_s = {source}.encode()", f"{indent}_n = len(_s)",
+                    f"{indent}if _n < 64: out.append(_n << 1)",
+                    f"{indent}else: _wl(out, _n)",
                     f"{indent}out += _s"]  # fmt: skip
         if kind == "bytes":
             return [f"{indent}_wl(out, len({source}))", f"{indent}out += {source}"]

@@ -72,3 +72,9 @@ def constructor(cls: type[T]) -> Callable[..., T]:
     exec(compile(source, f"<constructor {cls.__name__}>", "exec"), env)
     function: Callable[..., T] = env["construct"]
     return function
+
+
+def replace(obj: T, /, **changes: Any) -> T:
+    """`dataclasses.replace`, through `replacer` for the slotted, frozen dataclasses."""
+    make: Callable[..., T] = replacer(type(obj))  # type: ignore[arg-type]
+    return make(obj, **changes)

@@ -7,19 +7,23 @@ through message-routes). Rather than dead-letter it at once, the notification is
 longer than the configured time is dead-lettered with reason `unknown-message`:
 never silently dropped, never kept forever.
 
-Pure: no I/O; `now` is passed in. The codec (JSON) is here too, next to the shape
-it stores.
+Pure: no I/O; `now` is passed in. The codec is here too, next to the shape it
+stores.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
+from processors.framing import Reader, Writer
+from schemas import compiled, contract
 from schemas import model as m
+from schemas.records import replace
 
 # A ref with this many notifications waiting is a flood, not a race: further ones go
 # to the DLQ at once instead of growing one table value without bound.
@@ -79,7 +83,50 @@ def _dt(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, UTC)
 
 
+LEDGER_FORMAT = 2
+
+
+@cache
+def _route_codec() -> compiled.CompiledCodec:
+    return compiled.codec_for(contract.expanded_json(contract.MESSAGE_ROUTE))
+
+
 def encode_ledger(ledger: Ledger) -> bytes:
+    """Format 2 (processors/framing.py); `decode_ledger` also reads format 1, JSON."""
+    out = Writer(LEDGER_FORMAT)
+    if ledger.route is None:
+        out.varint(0)
+    else:
+        out.varint(1)
+        out.record(_route_codec(), ledger.route)
+    out.varint(len(ledger.waiting))
+    for w in ledger.waiting:
+        out.string(w.provider)
+        out.raw(w.body)
+        out.optional_ms(w.received_at)
+        out.optional_ms(w.parked_at)
+        out.string(w.source)
+    return out.bytes()
+
+
+def decode_ledger(data: bytes) -> Ledger:
+    if data[:1] == b"{":
+        return _decode_ledger_json(data)
+    if not data or data[0] != LEDGER_FORMAT:
+        raise ValueError(f"unknown ledger format {data[:1]!r}")
+    read = Reader(data)
+    route = read.record(_route_codec()) if read.varint() else None
+    waiting = []
+    for _ in range(read.varint()):
+        provider, body = read.string(), read.raw()
+        received_at, parked_at = read.optional_ms(), read.optional_ms()
+        assert received_at is not None and parked_at is not None
+        waiting.append(Waiting(provider, body, received_at, parked_at, read.string()))
+    return Ledger(route=route, waiting=tuple(waiting))
+
+
+def encode_ledger_json(ledger: Ledger) -> bytes:
+    """Format 1, as the first versions wrote it (tests of the upgrade path)."""
     route = ledger.route.to_avro() if ledger.route is not None else None
     waiting = [
         {
@@ -94,7 +141,7 @@ def encode_ledger(ledger: Ledger) -> bytes:
     return json.dumps({"route": route, "waiting": waiting}, separators=(",", ":")).encode()
 
 
-def decode_ledger(data: bytes) -> Ledger:
+def _decode_ledger_json(data: bytes) -> Ledger:
     raw: dict[str, Any] = json.loads(data)
     route = m.MessageRoute.from_avro(raw["route"]) if raw["route"] is not None else None
     waiting = tuple(

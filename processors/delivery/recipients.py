@@ -29,11 +29,15 @@ at-least-once reprocessing needs.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
+from processors.framing import Reader, Writer
+from schemas import compiled, contract
 from schemas import model as m
+from schemas.records import replace
 
 SOFT_BOUNCE_CAP = 50  # more than any sane limit; keeps one value bounded
 
@@ -170,7 +174,49 @@ def _dt(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, UTC)
 
 
+HEALTH_FORMAT = 2
+
+
+@cache
+def _suppression_codec() -> compiled.CompiledCodec:
+    return compiled.codec_for(contract.expanded_json(contract.SUPPRESSED_RECIPIENT))
+
+
 def encode_health(health: Health) -> bytes:
+    """Format 2 (processors/framing.py); `decode_health` also reads format 1, JSON."""
+    out = Writer(HEALTH_FORMAT)
+    out.varint(len(health.soft_bounces))
+    for message_id, at in health.soft_bounces:
+        out.string(message_id)
+        out.optional_ms(at)
+    out.optional_ms(health.last_delivered_at)
+    if health.suppression is None:
+        out.varint(0)
+    else:
+        out.varint(1)
+        out.record(_suppression_codec(), health.suppression)
+    return out.bytes()
+
+
+def decode_health(data: bytes) -> Health:
+    if data[:1] == b"{":
+        return _decode_health_json(data)
+    if not data or data[0] != HEALTH_FORMAT:
+        raise ValueError(f"unknown health format {data[:1]!r}")
+    read = Reader(data)
+    soft = []
+    for _ in range(read.varint()):
+        message_id = read.string()
+        at = read.optional_ms()
+        assert at is not None
+        soft.append((message_id, at))
+    delivered = read.optional_ms()
+    suppression = read.record(_suppression_codec()) if read.varint() else None
+    return Health(soft_bounces=tuple(soft), suppression=suppression, last_delivered_at=delivered)
+
+
+def encode_health_json(health: Health) -> bytes:
+    """Format 1, as the first versions wrote it (tests of the upgrade path)."""
     data: dict[str, Any] = {
         "soft": [[mid, _ms(t)] for mid, t in health.soft_bounces],
         "delivered": _ms(health.last_delivered_at) if health.last_delivered_at else None,
@@ -183,7 +229,7 @@ def encode_health(health: Health) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-def decode_health(data: bytes) -> Health:
+def _decode_health_json(data: bytes) -> Health:
     raw: dict[str, Any] = json.loads(data)
     suppression = None
     if raw["suppression"] is not None:

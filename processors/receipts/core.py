@@ -23,11 +23,12 @@ gives the same status.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from processors.receipts.scanner import ScannerRule
 from schemas import model as m
+from schemas.records import replace
 
 # Event ids remembered per viewer for folding duplicates. A duplicate of a view
 # older than the last SEEN_CAP views of the same viewer would be counted again.
@@ -158,9 +159,9 @@ def _apply_status(
             times,
             state=state,
             provider=provider,
-            bounce_class=details.get("bounce_class"),  # type: ignore[arg-type]
-            smtp_status=details.get("smtp_status"),  # type: ignore[arg-type]
-            diagnostic=details.get("diagnostic"),  # type: ignore[arg-type]
+            bounce_class=details.get("bounce_class"),
+            smtp_status=details.get("smtp_status"),
+            diagnostic=details.get("diagnostic"),
             updated_at=event.occurred_at,
             last_event_id=event.event_id,
         )
