@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import cache, partial
 
 from prometheus_client import Counter, Gauge
 
@@ -159,24 +159,29 @@ def _dead_letter(task: Task[BounceApp], record: Record, provider: str, reason: s
     task.dead_letter(record, reason, error, reason)
 
 
-def _emit_facts(task: Task[BounceApp], record: Record, waiting: ledger.Waiting,
-                route: MessageRoute) -> None:  # fmt: skip
+def _emit_facts(task: Task[BounceApp], record: Record, provider: str, body: bytes,
+                received_at: datetime, route: MessageRoute) -> None:  # fmt: skip
     """The delivery facts of one notification about a routed message."""
     app = task.app
     try:
-        notifications: list[Notification] = PARSERS[waiting.provider].parse(waiting.body)
+        notifications: list[Notification] = PARSERS[provider].parse(body)
     except NotificationError as exc:
-        _dead_letter(task, record, waiting.provider, exc.reason, str(exc))
+        _dead_letter(task, record, provider, exc.reason, str(exc))
         return
     for notification in notifications:
         try:
-            fact = facts.to_fact(notification, route, waiting.body, waiting.received_at)
+            fact = facts.to_fact(notification, route, body, received_at)
         except facts.Unroutable as exc:
-            _dead_letter(task, record, waiting.provider, exc.reason, str(exc))
+            _dead_letter(task, record, provider, exc.reason, str(exc))
             continue
         task.send(app.topics.delivery_facts, facts.recipient_key(fact).encode(),
-                  app.facts.encode(fact), [(h.EVENT_TYPE, fact.type.value.encode())])  # fmt: skip
-    labelled(NOTIFICATIONS, waiting.provider, "routed").inc()
+                  app.facts.encode(fact), _type_header(fact.type))  # fmt: skip
+    labelled(NOTIFICATIONS, provider, "routed").inc()
+
+
+@cache
+def _type_header(kind: EventType) -> list[tuple[str, bytes | str | None]]:
+    return [(h.EVENT_TYPE, kind.value.encode())]
 
 
 # -- step 1: conversation-events -> message-routes ------------------------------------------
@@ -212,7 +217,8 @@ def on_route(task: Task[BounceApp], record: Record) -> None:
     store.put(key, updated)
     for waiting in released:
         labelled(NOTIFICATIONS, waiting.provider, "released").inc()
-        _emit_facts(task, Parked(waiting, key), waiting, route)
+        _emit_facts(task, Parked(waiting, key), waiting.provider, waiting.body,
+                    waiting.received_at, route)  # fmt: skip
 
 
 def on_notification(task: Task[BounceApp], record: Record) -> None:
@@ -230,16 +236,14 @@ def on_notification(task: Task[BounceApp], record: Record) -> None:
     store = task.store(LEDGER)
     current = store.get(key) if key is not None else None
     _kind, stamp = record.timestamp()
-    waiting = ledger.Waiting(
-        provider=provider,
-        body=record.value() or b"",
-        received_at=datetime.fromtimestamp(stamp / 1000, UTC) if stamp > 0 else _now(task),
-        parked_at=_now(task),
-        source=_source(record),
-    )
+    now = _now(task)
+    received_at = datetime.fromtimestamp(stamp / 1000, UTC) if stamp > 0 else now
+    body = record.value() or b""
     if current is not None and current.route is not None:
-        _emit_facts(task, record, waiting, current.route)
+        _emit_facts(task, record, provider, body, received_at, current.route)
         return
+    waiting = ledger.Waiting(provider=provider, body=body, received_at=received_at,
+                             parked_at=now, source=_source(record))  # fmt: skip
     try:
         PARSERS[provider].parse(waiting.body)  # now: garbage goes to the DLQ, not to wait
     except NotificationError as exc:
@@ -305,7 +309,7 @@ def on_fact(task: Task[BounceApp], record: Record) -> None:
     else:
         value = app.events.encode(event)
     task.send(app.topics.conversation_events, keys.of_event(event), value,
-              [(h.EVENT_TYPE, event.type.value.encode())])  # fmt: skip
+              _type_header(event.type))  # fmt: skip
     labelled(FACTS, event.type.value).inc()
     if isinstance(change, Suppress):
         suppressed = change.record

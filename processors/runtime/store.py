@@ -30,10 +30,11 @@ import shutil
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +103,25 @@ def _unpack_schedule(data: bytes) -> Iterator[tuple[int, str]]:
         pos += 10 + size
 
 
+@cache
+def _block_cache() -> Cache:
+    # One block cache for every store of the process.
+    return Cache(64 * 1024 * 1024)
+
+
 def _options() -> Options:
-    """RocksDB with small memtables: a process holds a store per partition, and
-    RocksDB's 64 MB default took a 1,000,000-conversation restore to 574 MB RSS."""
+    """RocksDB for point lookups: small memtables (a process holds a store per
+    partition, and RocksDB's 64 MB default took a 1,000,000-conversation restore to
+    574 MB RSS), bloom filters (most lookups of a new message or recipient miss, and
+    without a filter each miss read blocks: 6% of the bounce worker), one shared
+    block cache."""
     options = Options(raw_mode=True)
     options.set_write_buffer_size(8 * 1024 * 1024)
     options.set_max_write_buffer_number(2)
+    table = BlockBasedOptions()
+    table.set_bloom_filter(10, False)
+    table.set_block_cache(_block_cache())
+    options.set_block_based_table_factory(table)
     return options
 
 

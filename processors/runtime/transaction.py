@@ -128,17 +128,22 @@ class Transactions:
         partition: int | None = None,
         on_delivery: Callable[[KafkaError | None, Any], None] | None = None,
     ) -> None:
-        self.begin()
-        kwargs: dict[str, Any] = {"key": key, "value": value}
+        if not self.open:
+            self.begin()
+        produce = self.producer.produce
+        extra: dict[str, Any] = {}
         if headers:
-            kwargs["headers"] = list(headers)
-        if partition is not None:
-            kwargs["partition"] = partition
+            extra["headers"] = headers if isinstance(headers, list) else list(headers)
         if on_delivery is not None:
-            kwargs["on_delivery"] = on_delivery
+            extra["on_delivery"] = on_delivery
         while True:
             try:
-                self.producer.produce(topic, **kwargs)
+                # Positional (topic, value, key[, partition]): a keyword dict per record
+                # is measurable at tens of thousands of records a second.
+                if partition is None:
+                    produce(topic, value, key, **extra)
+                else:
+                    produce(topic, value, key, partition, **extra)
                 return
             except BufferError:
                 # The local queue is full: serve delivery reports until there is room.
