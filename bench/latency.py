@@ -237,7 +237,10 @@ def main() -> None:
                       f"  (p99 x{run['ratios_p99']['to_row/floor']:.1f} the floor)")  # fmt: skip
                 worker = run["worker"]
                 print(f"    worker: {worker['records_per_transaction']:.0f} records per "
-                      f"transaction, commit {worker['commit_ms_mean']:.1f} ms mean")  # fmt: skip
+                      f"transaction, commit {worker['commit_ms_mean']:.1f} ms mean (outputs "
+                      f"{worker['commit_outputs_ms_mean']:.1f}, kafka "
+                      f"{worker['commit_kafka_ms_mean']:.1f}, stores "
+                      f"{worker['commit_stores_ms_mean']:.1f})")  # fmt: skip
     print("targets at 1,000 events/s: p99 <= 250 ms to the topic, <= 500 ms to the row")
     path = save("latency", {"seconds": args.seconds, "warmup": args.warmup, "poll_s": args.poll,
                             "quick": args.quick, "runs": runs})  # fmt: skip

@@ -199,6 +199,11 @@ def commit_summary(worker: Worker) -> dict[str, float]:
         "records_per_transaction": total("convotrail_transaction_records_sum") / count
         if count else nan,
         "commit_ms_mean": total("convotrail_commit_seconds_sum") / count * 1000 if count else nan,
+        **{
+            f"commit_{phase}_ms_mean": total("convotrail_commit_phase_seconds_sum",
+                                             f'phase="{phase}"') / count * 1000 if count else nan
+            for phase in ("outputs", "kafka", "stores")
+        },
     }  # fmt: skip
 
 

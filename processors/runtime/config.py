@@ -50,6 +50,9 @@ class RuntimeOptions:
     instance_id: str
     state_dir: Path
     commit_interval: float = 0.1  # seconds
+    # The same, for a transaction that wrote to an input topic (derived events, fired
+    # timers): until it commits, later records of that partition are invisible.
+    input_commit_interval: float = 0.02
     commit_records: int = 5_000
     max_batch: int = 1_000
     # consume() waits its whole timeout unless the batch fills, so a short one, and

@@ -93,8 +93,13 @@ class StreamLoop:
         self.failed = False  # set when the loop ends by an exception
         # Metric children bound once: a labels() lookup per record was 9% of the loop.
         self._sent: dict[str, int] = {}
+        self._holds_input = False
         self._latency = metrics.LATENCY.labels(self.app)
         self._batch_seconds = metrics.BATCH_SECONDS.labels(self.app)
+        self._commit_phases = {
+            phase: metrics.COMMIT_PHASE_SECONDS.labels(self.app, phase)
+            for phase in ("outputs", "kafka", "stores")
+        }
         strategy = "cooperative-sticky" if self.cooperative else "range"
         self.consumer = clients.consumer(
             settings,
@@ -157,6 +162,11 @@ class StreamLoop:
         self.txn.send(topic, key, value, headers, partition)
         # Counted here, reported at commit: a Prometheus inc() takes a lock.
         self._sent[topic] = self._sent.get(topic, 0) + 1
+        if topic in self.handlers:
+            # A record in an input topic inside an open transaction holds that
+            # partition's last stable offset: no read_committed reader, this loop
+            # included, sees anything after it until the commit. Commit sooner.
+            self._holds_input = True
 
     # -- running ----------------------------------------------------------------------------
 
@@ -181,7 +191,7 @@ class StreamLoop:
         restoring = self.tasks.restoring
         wait = 0.0 if restoring else self.options.poll_timeout
         if self.txn.open:  # never past the commit deadline
-            deadline = self.txn.started + self.options.commit_interval
+            deadline = self.txn.started + self._commit_interval()
             wait = max(0.0, min(wait, deadline - time.monotonic()))
         messages = self.consumer.consume(self.options.max_batch, wait)
         self._raise_deferred()
@@ -199,7 +209,7 @@ class StreamLoop:
                 self._batch_seconds.observe(time.perf_counter() - started)
             if self.txn.open and (
                 self.records_in_txn >= self.options.commit_records
-                or now - self.txn.started >= self.options.commit_interval
+                or now - self.txn.started >= self._commit_interval()
             ):
                 self.commit("interval")
         except (AbortableError, _HandlerFailed) as exc:
@@ -316,12 +326,19 @@ class StreamLoop:
                                   on_delivery=self._changelog_delivered)  # fmt: skip
                 prepared.append((store, changelog, records))
         # 3 and 4. Positions with the group's metadata, then commit.
+        produced = time.perf_counter()
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.positions.items()]
         self.txn.commit(offsets, self.consumer.consumer_group_metadata())
+        committed = time.perf_counter()
         # 5. The local stores, now that the changelog has their values.
         for store, changelog, records in prepared:
             last = self._changelog_ends.pop((changelog, store.partition), None)
             store.commit(records, None if last is None else last + 1)
+        stored = time.perf_counter()
+        phases = self._commit_phases
+        phases["outputs"].observe(produced - started)
+        phases["kafka"].observe(committed - produced)
+        phases["stores"].observe(stored - committed)
         for task in tasks:
             task.pending.clear()
         self._report_scheduled()
@@ -341,7 +358,12 @@ class StreamLoop:
         self._reset_transaction()
         log.debug("committed (%s) in %.1f ms", why, (time.perf_counter() - started) * 1000)
 
+    def _commit_interval(self) -> float:
+        interval = self.options.commit_interval
+        return min(interval, self.options.input_commit_interval) if self._holds_input else interval
+
     def _reset_transaction(self) -> None:
+        self._holds_input = False
         self._sent.clear()
         self.positions.clear()
         self.records_in_txn = 0

@@ -28,6 +28,13 @@ COMMIT_SECONDS = Histogram(
     ["app"],
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )
+COMMIT_PHASE_SECONDS = Histogram(
+    "convotrail_commit_phase_seconds",
+    "A commit's phases: outputs (deferred outputs and changelog produced), kafka "
+    "(offsets and commit_transaction), stores (RocksDB)",
+    ["app", "phase"],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 BATCH_RECORDS = Histogram(
     "convotrail_transaction_records",
     "Input records per committed transaction",
