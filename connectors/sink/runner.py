@@ -85,6 +85,11 @@ CONSUMER_GUARANTEES: dict[str, KafkaValue] = {
     # calls. Range keeps partition N of both topics on one consumer.
     "partition.assignment.strategy": "range",
 }
+CONSUMER_DEFAULTS: dict[str, KafkaValue] = {
+    # An idle fetch returns within 50 ms: a row is written about a batch timeout after
+    # its record became readable, not up to librdkafka's default 500 ms later.
+    "fetch.wait.max.ms": 50,
+}
 DLQ_PRODUCER_CONFIG: dict[str, KafkaValue] = {
     "enable.idempotence": True,
     "acks": "all",
@@ -172,7 +177,7 @@ class _SinkLoop:
         self.activity = time.monotonic()
         self._dlq_failures: list[str] = []
         self.consumer = clients.consumer(
-            settings, group_id, guarantees=CONSUMER_GUARANTEES, on_commit=_on_commit
+            settings, group_id, CONSUMER_DEFAULTS, CONSUMER_GUARANTEES, on_commit=_on_commit
         )
         self.producer = clients.producer(settings, DLQ_PRODUCER_CONFIG)
 

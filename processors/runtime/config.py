@@ -61,3 +61,5 @@ class RuntimeOptions:
     tick: float = 0.1  # how often scheduled entries (timers) are looked at
     session_timeout_ms: int = 10_000
     lag_interval: float = 2.0
+    # Seconds between full garbage collections, run when the loop is idle.
+    full_gc_interval: float = 300.0
