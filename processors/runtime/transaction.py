@@ -12,16 +12,20 @@ on: `AbortableError`) and fatal (fenced, not authorized, misconfigured: exit wit
 one line: `FatalKafkaError`).
 
 A fourth case is librdkafka's own: after a broker restart a producer can keep a
-coordinator it no longer talks to, and its transactional calls time out for good
-(librdkafka issue #5511, seen here in the broker-restart test). So a call that
-keeps timing out is treated as abortable, and an abort that cannot complete
-replaces the producer: a new one with the same transactional.id, whose
-`init_transactions` aborts the old transaction on the broker.
+coordinator it no longer talks to (librdkafka issue #5511), and
+`send_offsets_to_transaction` may then block past its timeout, for good (#5456).
+Both were seen here in the broker-restart test. So every transactional call runs
+on the producer's own thread under a watchdog: a call that does not return in
+time, or keeps timing out, is abortable, and a producer that cannot abort (or
+whose call never returned) is replaced by a new one with the same
+transactional.id, whose `init_transactions` aborts the old transaction on the
+broker. The stuck thread is left behind, a daemon, with the old producer.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +44,8 @@ CALL_TIMEOUT = 10.0
 RETRY_FOR = 25.0
 # init_transactions after a broker restart waits for the coordinator to load.
 INIT_FOR = 120.0
+# A call still running this long after its own timeout will not return.
+WATCHDOG_MARGIN = 5.0
 
 _FENCED = {
     KafkaError._FENCED,
@@ -79,6 +85,34 @@ def _error_of(exc: KafkaException) -> KafkaError:
     return KafkaError(KafkaError._FAIL, str(exc))
 
 
+class _CallThread:
+    """One daemon thread running calls one at a time, so the caller can stop waiting
+    for one that never returns (a daemon does not hold the process at exit)."""
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue[tuple[Callable[[], Any], queue.Queue[Any]]] = queue.Queue()
+        threading.Thread(target=self._serve, name="txn-calls", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            action, reply = self._requests.get()
+            try:
+                reply.put((True, action()))
+            except BaseException as exc:  # handed to the caller
+                reply.put((False, exc))
+
+    def run(self, action: Callable[[], Any], timeout: float) -> Any:
+        reply: queue.Queue[Any] = queue.Queue(1)
+        self._requests.put((action, reply))
+        try:
+            ok, value = reply.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError from None
+        if ok:
+            return value
+        raise value
+
+
 class Transactions:
     """Begin lazily, produce, commit with the consumer's positions; classify failures."""
 
@@ -89,12 +123,25 @@ class Transactions:
         self.open = False
         self.started = 0.0
         self.replaced = 0
+        self.stuck = False
+        self._calls = _CallThread()
+
+    def _watched(self, what: str, action: Callable[[], Any]) -> Any:
+        """`action` on the transactional-call thread; abortable if it does not return."""
+        try:
+            return self._calls.run(action, CALL_TIMEOUT + WATCHDOG_MARGIN)
+        except TimeoutError:
+            self.stuck = True
+            raise AbortableError(
+                f"{what} did not return in {CALL_TIMEOUT + WATCHDOG_MARGIN:.0f} s "
+                "(librdkafka #5456): the producer will be replaced"
+            ) from None
 
     def _call(self, what: str, action: Callable[[], Any], retry_for: float = RETRY_FOR) -> Any:
         deadline = time.monotonic() + retry_for
         while True:
             try:
-                return action()
+                return self._watched(what, action)
             except KafkaException as exc:
                 error = _error_of(exc)
                 if error.fatal() or error.code() in _FENCED or error.code() in _NOT_AUTHORIZED:
@@ -170,6 +217,9 @@ class Transactions:
         if not self.open:
             return
         self.open = False
+        if self.stuck:
+            self.replace()
+            return
         try:
             self._call("abort_transaction", lambda: self.producer.abort_transaction(CALL_TIMEOUT))
         except AbortableError as exc:
@@ -187,6 +237,9 @@ class Transactions:
         # close() may wait on the coordinator this producer lost: not on the loop's
         # thread. The new producer's init_transactions fences it anyway.
         threading.Thread(target=old.close, name="old-producer", daemon=True).start()
+        if self.stuck:  # its thread is still inside the call that never returned
+            self._calls = _CallThread()
+            self.stuck = False
         self.replaced += 1
         self.producer = self.new_producer()
         self.open = False
