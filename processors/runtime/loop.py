@@ -33,6 +33,7 @@ on without us) aborts the open transaction.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
@@ -45,20 +46,12 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
-    Producer,
     TopicPartition,
 )
 
-from convotrail import clients
 from convotrail.settings import Settings
-from processors.runtime import metrics
-from processors.runtime.config import (
-    CONSUMER_DEFAULTS,
-    CONSUMER_GUARANTEES,
-    PRODUCER_DEFAULTS,
-    RESTORE_GUARANTEES,
-    RuntimeOptions,
-)
+from processors.runtime import metrics, wiring
+from processors.runtime.config import RuntimeOptions
 from processors.runtime.errors import AbortableError, FatalKafkaError, RuntimeFailure
 from processors.runtime.health import LoopStatus
 from processors.runtime.rebalance import Rebalancing
@@ -67,6 +60,7 @@ from processors.runtime.task import Headers
 from processors.runtime.tasks import Tasks
 from processors.runtime.topology import Topology
 from processors.runtime.transaction import Transactions
+from processors.runtime.wiring import ClientErrors
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +83,6 @@ class StreamLoop:
         self.app = topology.app_id
         self.transactional_id = f"{topology.app_id}-{options.instance_id}"
         self.cooperative = not topology.co_partitioned
-        self._client_fatal: str | None = None
         self._deferred: BaseException | None = None
         self.failed = False  # set when the loop ends by an exception
         # Metric children bound once: a labels() lookup per record was 9% of the loop.
@@ -102,42 +95,13 @@ class StreamLoop:
             phase: metrics.COMMIT_PHASE_SECONDS.labels(self.app, phase)
             for phase in ("outputs", "kafka", "stores")
         }
-        strategy = "cooperative-sticky" if self.cooperative else "range"
-        self.consumer = clients.consumer(
-            settings,
-            topology.app_id,
-            defaults={**CONSUMER_DEFAULTS, "session.timeout.ms": options.session_timeout_ms},
-            guarantees={
-                **CONSUMER_GUARANTEES,
-                "partition.assignment.strategy": strategy,
-                # Static membership: a restarted instance takes its partitions back at
-                # once instead of after the dead one's session timeout, and a rolling
-                # restart moves no partition. A clean stop does not leave the group:
-                # its partitions move after session.timeout.ms (10 s).
-                "group.instance.id": self.transactional_id,
-            },
-            error_cb=self._on_client_error,
+        self.client_errors = ClientErrors(self.transactional_id)
+        self.consumer = wiring.stream_consumer(settings, topology, options, self.client_errors)
+        self.txn = Transactions(
+            wiring.producer_factory(settings, self.transactional_id, self.client_errors),
+            self.transactional_id,
         )
-
-        self._producers = 0
-
-        def new_producer() -> Producer:
-            # A replaced producer is fenced by its successor: its errors are not ours.
-            generation = self._producers = self._producers + 1
-
-            def on_error(error: KafkaError) -> None:
-                if generation == self._producers:
-                    self._on_client_error(error)
-
-            return clients.producer(settings, PRODUCER_DEFAULTS,
-                                    {"transactional.id": self.transactional_id},
-                                    error_cb=on_error)  # fmt: skip
-
-        self.txn = Transactions(new_producer, self.transactional_id)
-        restore_consumer = clients.consumer(
-            settings, f"{topology.app_id}-restore", guarantees=RESTORE_GUARANTEES,
-            error_cb=self._on_client_error,
-        )  # fmt: skip
+        restore_consumer = wiring.restore_consumer(settings, topology, self.client_errors)
         self.tasks = Tasks(
             topology, self.consumer, Restorer(restore_consumer, self.app), self, options.state_dir
         )
@@ -185,6 +149,14 @@ class StreamLoop:
             self.status.stopping = True
             self.commit("stop")
             clean = True
+        except FatalKafkaError as exc:
+            # librdkafka names a fatal error's cause (fenced...) through the error
+            # callback, which poll() serves; prefer that line to "Local: Fatal error".
+            with contextlib.suppress(Exception):
+                self.txn.producer.poll(0)
+            if self.client_errors.fatal is not None and self.client_errors.fatal not in str(exc):
+                raise FatalKafkaError(self.client_errors.fatal) from exc
+            raise
         finally:
             self.failed = not clean
             self._close()
@@ -264,7 +236,7 @@ class StreamLoop:
 
     def _consumer_error(self, error: KafkaError) -> None:
         code = error.code()
-        if error.fatal() or code in (
+        if error.fatal() or code == KafkaError._FATAL or code in (
             KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
         ):  # fmt: skip
             raise FatalKafkaError(f"consumer: {error.str()}")
@@ -376,7 +348,7 @@ class StreamLoop:
 
     def abort(self) -> None:
         metrics.TRANSACTIONS.labels(self.app, "aborted").inc()
-        self.txn.abort()
+        self.txn.abort(replace=not self.failed)
         for task in self.tasks.all():
             for store in task.stores.values():
                 store.abort()
@@ -408,23 +380,6 @@ class StreamLoop:
 
     # -- errors and shutdown -----------------------------------------------------------------
 
-    def _on_client_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            text = error.str()
-            if "fenced" in text.lower():
-                self._client_fatal = (
-                    f"fenced: another process joined the group as {self.transactional_id} "
-                    f"(two workers with the same --instance-id?): {text}"
-                )
-            else:
-                self._client_fatal = f"Kafka client: {text}"
-        elif error.code() == KafkaError._AUTHENTICATION:
-            self._client_fatal = f"Kafka refused the credentials: {error.str()}"
-        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
-            log.warning("no broker reachable (librdkafka keeps trying): %s", error.str())
-        else:
-            log.info("Kafka client: %s", error.str())
-
     def _collect_when_idle(self) -> None:
         """A full garbage collection now and then, at an idle moment (run.py keeps the
         automatic ones rare: over a cache of decoded memories one took 195 ms)."""
@@ -444,8 +399,8 @@ class StreamLoop:
         self._deferred = error
 
     def _raise_deferred(self) -> None:
-        if self._client_fatal is not None:
-            raise FatalKafkaError(self._client_fatal)
+        if self.client_errors.fatal is not None:
+            raise FatalKafkaError(self.client_errors.fatal)
         if self._deferred is not None:
             deferred, self._deferred = self._deferred, None
             raise deferred

@@ -61,6 +61,15 @@ _NOT_AUTHORIZED = {
 }
 
 
+def _close_quietly(producer: Producer) -> None:
+    """Close a replaced producer; it is fenced by its successor, so its close() may
+    raise that: expected, and not worth a traceback on the log."""
+    try:
+        producer.close()
+    except (KafkaException, RuntimeError) as exc:
+        log.debug("closing a replaced producer: %s", exc)
+
+
 def explain(error: KafkaError, transactional_id: str) -> str:
     """One line an operator can act on."""
     code = error.code()
@@ -196,10 +205,21 @@ class Transactions:
                 # The local queue is full: serve delivery reports until there is room.
                 self.producer.poll(0.05)
             except KafkaException as exc:
-                error = _error_of(exc)
+                error = self._cause(_error_of(exc))
                 if error.fatal() or error.code() in _FENCED:
                     raise FatalKafkaError(explain(error, self.transactional_id)) from exc
                 raise AbortableError(f"produce to {topic}: {error.str()}") from exc
+
+    def _cause(self, error: KafkaError) -> KafkaError:
+        """A producer in a fatal state refuses every produce with "Local: Fatal error";
+        its cause (fenced...) comes from the next poll, or from the error callback."""
+        if error.code() != KafkaError._FATAL:
+            return error
+        try:
+            self.producer.poll(0)
+        except KafkaException as exc:
+            return _error_of(exc)
+        return KafkaError(KafkaError._FATAL, error.str(), fatal=True)
 
     def commit(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
         """Positions with the group's metadata, then the commit: all or nothing."""
@@ -213,12 +233,23 @@ class Transactions:
         self._call("commit_transaction", lambda: self.producer.commit_transaction(CALL_TIMEOUT))
         self.open = False
 
-    def abort(self) -> None:
+    def abort(self, replace: bool = True) -> None:
+        """Abort the open transaction. `replace=False` after a failure (fenced, or
+        shutting down): never re-initialise the transactional id then, which would
+        fence whoever legitimately holds it now."""
         if not self.open:
             return
         self.open = False
         if self.stuck:
-            self.replace()
+            if replace:
+                self.replace()
+            return
+        if not replace:
+            try:
+                self._watched("abort_transaction",
+                              lambda: self.producer.abort_transaction(CALL_TIMEOUT))  # fmt: skip
+            except (KafkaException, AbortableError) as exc:
+                log.debug("abort after a failure: %s", exc)
             return
         try:
             self._call("abort_transaction", lambda: self.producer.abort_transaction(CALL_TIMEOUT))
@@ -236,7 +267,9 @@ class Transactions:
             log.debug("purging the old producer: %s", exc)
         # close() may wait on the coordinator this producer lost: not on the loop's
         # thread. The new producer's init_transactions fences it anyway.
-        threading.Thread(target=old.close, name="old-producer", daemon=True).start()
+        threading.Thread(
+            target=_close_quietly, args=(old,), name="old-producer", daemon=True
+        ).start()
         if self.stuck:  # its thread is still inside the call that never returned
             self._calls = _CallThread()
             self.stuck = False

@@ -171,13 +171,14 @@ def test_a_second_worker_with_the_same_identity_fences_the_first(
         wait_until(lambda: ready(first_port), timeout=60, what="the first worker ready")
         second = start_worker(topics, tmp_path / "two", extra_env=same, metrics_port=port)
         try:
-            # The first learns it is fenced at its next transaction: give it work.
+            # Once the second has initialised its transactions (ready), the first is a
+            # zombie; it learns so at its next transaction: give it work.
+            wait_until(lambda: ready(port), timeout=60, what="the second worker ready")
             _produce_demo(topics, tmp_path)
             first.wait(timeout=90)
             log = (tmp_path / "one" / "worker.log").read_text()
             assert first.returncode == 1
-            # Fenced by the group (the same static member id) or by the producer's
-            # transactional id, whichever the broker notices first.
+            # Fenced by the producer's transactional id, at its next transaction.
             assert re.search(r"error: fenced: another process .*-twin", log), log[-2000:]
             assert "Traceback" not in log
             wait_until(lambda: ready(port), timeout=60, what="the second worker ready")
