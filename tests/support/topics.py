@@ -52,19 +52,35 @@ def read_all(settings: Settings, topic: str, timeout: float = 60.0) -> list[Mess
 class Feeder(threading.Thread):
     """Publishes `events` at about `rate` per second, in order, from a thread."""
 
-    def __init__(self, settings: Settings, events: Sequence[ConversationEvent], rate: float):
+    def __init__(
+        self,
+        settings: Settings,
+        events: Sequence[ConversationEvent],
+        rate: float,
+        hold_at: float | None = None,
+    ):
         super().__init__(name="feeder", daemon=True)
         self.settings = settings
         self.events = events
         self.rate = rate
         self.sent = 0
         self.error: BaseException | None = None
+        # A test that must change something while events still flow holds the last
+        # part of the feed back until release(), however slow the machine is today.
+        self.hold = len(events) if hold_at is None else int(len(events) * hold_at)
+        self.released = threading.Event()
+        if hold_at is None:
+            self.released.set()
 
     def run(self) -> None:
         try:
             started = time.monotonic()
             with EventPublisher(self.settings, clock=lambda: NOW) as publisher:
                 for number, event in enumerate(self.events):
+                    if number == self.hold and not self.released.is_set():
+                        publisher.flush()
+                        self.released.wait()
+                        started = time.monotonic() - number / self.rate
                     publisher.publish(event)
                     self.sent = number + 1
                     ahead = started + number / self.rate - time.monotonic()
@@ -73,7 +89,11 @@ class Feeder(threading.Thread):
         except BaseException as exc:
             self.error = exc
 
+    def release(self) -> None:
+        self.released.set()
+
     def finish(self, timeout: float = 300.0) -> None:
+        self.release()
         self.join(timeout)
         assert not self.is_alive(), "the feeder did not finish"
         if self.error is not None:
