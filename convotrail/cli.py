@@ -303,7 +303,12 @@ def _serve_metrics(port: int | None, host: str = "127.0.0.1") -> None:
     if port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(port, addr=host)
+        from convotrail.errors import metrics_port_error
+
+        try:
+            start_http_server(port, addr=host)
+        except OSError as exc:
+            raise metrics_port_error(host, port, exc) from exc
 
 
 def _logging(verbose: bool) -> None:
