@@ -456,7 +456,7 @@ def delivery() -> None:
     \b
     convotrail delivery ingest --provider ses FILE   put a notification on Kafka
     convotrail delivery serve                        run the authenticated webhook intake
-    convotrail delivery MESSAGE_ID                   a message's delivery status
+    convotrail delivery status MESSAGE_ID            a message's delivery status
     """
 
 
