@@ -416,7 +416,7 @@ def worker(
     instance = instance_id or default_instance_id(settings.home)
     options = RuntimeOptions(
         instance_id=instance,
-        state_dir=state_dir(settings, instance),
+        state_dir=state_dir(settings, instance, topology.app_id),
         commit_interval=commit_interval,
     )
     http = (metrics_host, metrics_port) if metrics_port is not None else None
