@@ -96,23 +96,6 @@ def _check_topics(settings: Settings, sources: list[str]) -> None:
             log.info("created dead-letter topic %s", outcome.name)
 
 
-def _check_registry(settings: Settings) -> None:
-    """A wrong SCHEMA_REGISTRY_URL is one line at start, not a traceback at the first record."""
-    registry = clients.registry(settings)
-    try:
-        registry.client.get_subjects()
-    except SchemaRegistryError as exc:
-        raise SinkError(
-            f"schema registry at {settings.registry_url} refused the request ({exc}): "
-            "check SCHEMA_REGISTRY_URL"
-        ) from exc
-    except Exception as exc:  # any transport failure: the same message
-        raise SinkError(
-            f"schema registry at {settings.registry_url} did not answer "
-            f"({type(exc).__name__}: {exc}): check SCHEMA_REGISTRY_URL"
-        ) from exc
-
-
 def _open_store(database_url: str, stop: threading.Event) -> Store | None:
     """The store, waiting out an unreachable database; None when stopped meanwhile."""
     backoff = Backoff()
@@ -153,7 +136,7 @@ def run_sink(
     stop = stop or threading.Event()
     sources = sink_sources(settings)
     _check_topics(settings, sources)
-    _check_registry(settings)
+    clients.checked_registry(settings)
     store = _open_store(database_url, stop)
     if store is None:
         return SinkStats()
