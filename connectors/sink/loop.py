@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
@@ -39,6 +38,7 @@ from connectors.sink.errors import (
     UnkeyedTombstone,
 )
 from connectors.sink.failures import Failure, classify, error_class, reason
+from connectors.sink.stats import SinkStats
 from connectors.sink.store import Store
 from convotrail import clients
 from convotrail.settings import KafkaValue, Settings
@@ -78,36 +78,6 @@ DATABASE_REFUSED = "database-refused"
 # How often a batch may be refused again after its refused records were taken
 # out (the database changed its mind, a trigger, ...) before it counts as an outage.
 REFUSAL_ROUNDS = 3
-
-
-@dataclass
-class SinkStats:
-    """Counters of one `run_sink` call (records, not rows: duplicates count once each)."""
-
-    records: int = 0
-    timeline_entries: int = 0
-    states: int = 0
-    tombstones: int = 0
-    receipts: int = 0
-    statuses: int = 0
-    dead_lettered: int = 0
-    refused: int = 0  # by the database (also in dead_lettered)
-    batches: int = 0
-    discarded: int = 0  # consumed, then dropped because their partitions were lost
-    retries: int = 0  # database writes retried after an outage
-    dlq_by_topic: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def written(self) -> int:
-        return self.timeline_entries + self.states + self.tombstones + self.receipts + self.statuses
-
-    def describe(self) -> str:
-        return (
-            f"{self.records} records in {self.batches} batches: {self.timeline_entries} "
-            f"timeline entries, {self.states} states, {self.tombstones} tombstones, "
-            f"{self.receipts} read receipts, {self.statuses} delivery statuses, "
-            f"{self.dead_lettered} dead-lettered ({self.refused} refused by the database)"
-        )
 
 
 class SinkLoop:
@@ -157,7 +127,10 @@ class SinkLoop:
     def on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
         stored = self._stored_offsets()
         if stored is None:
-            return  # stopping while the database was away: nothing assigned, nothing read
+            # Stopping while the database was away: assign nothing, or the client
+            # would assign these itself, from Kafka's advisory offsets.
+            consumer.assign([])
+            return
         for tp in partitions:
             # No row yet: from the very beginning, even if Kafka has a committed
             # offset for the group (it may belong to another database).

@@ -35,7 +35,8 @@ from connectors.sink import metrics
 from connectors.sink.backoff import Backoff
 from connectors.sink.dead_letters import dlq_topic
 from connectors.sink.errors import DatabaseUnavailable, SinkError
-from connectors.sink.loop import CONSUMER_DEFAULTS, CONSUMER_GUARANTEES, SinkLoop, SinkStats
+from connectors.sink.loop import CONSUMER_DEFAULTS, CONSUMER_GUARANTEES, SinkLoop
+from connectors.sink.stats import SinkStats
 from connectors.sink.store import Store, default_database_url, open_store
 from convotrail import clients
 from convotrail.errors import ConvotrailError
@@ -110,7 +111,13 @@ def _open_store(database_url: str, stop: threading.Event) -> Store | None:
             metrics.CAUGHT_UP.set(0)
             metrics.RETRIES.inc()
             delay = backoff.next()
-            log.warning("%s; retry %d in %.1fs", exc, backoff.attempts, delay)
+            # One line per retry, no traceback: the same words as a write's retry.
+            log.warning(
+                "database unavailable while opening it (%s); retry %d in %.1fs",
+                exc,
+                backoff.attempts,
+                delay,
+            )
             if stop.wait(delay):
                 return None
 

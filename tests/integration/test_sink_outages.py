@@ -267,3 +267,24 @@ def test_a_restarted_sink_gets_its_partitions_back_within_seconds_after_sigkill(
     # librdkafka's default session (45 s) made this about 90 s; a 6 s session and
     # a process start (about 2 s) leave it well under 15.
     assert took < 15, took
+
+
+def test_a_sink_started_while_postgresql_is_down_waits_for_it(
+    topics: Settings, postgres_server: PostgresServer, postgres_url: str, tmp_path: Path
+) -> None:
+    sink = Sink(topics, postgres_url, tmp_path)
+    postgres_server.pause()
+    try:
+        sink.start()
+        wait_until(lambda: len(outage_lines(sink.log)) >= 3, timeout=60,
+                   what="retries while the database is down")  # fmt: skip
+        assert sink.alive(), sink.log.read_text()[-3000:]
+        assert sink.metric("convotrail_sink_database_up") == 0.0
+    finally:
+        postgres_server.resume()
+    with Traffic(topics) as traffic:
+        wait_until(lambda: stored(postgres_url) > 20, timeout=30, what="rows once it is back")
+    wait_until(lambda: stored(postgres_url) >= len(traffic.sent), timeout=30, what="every record")
+    assert sink.metric("convotrail_sink_database_up") == 1.0
+    assert sink.stop() == 0, sink.log.read_text()[-3000:]
+    assert_exactly_once(postgres_url, traffic.sent)
