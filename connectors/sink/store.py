@@ -6,7 +6,10 @@ timeline rows (an event_id already stored is ignored), state rows (only when the
 incoming version is newer), and the next offset per topic-partition of the
 consumer group in `sink_offsets`, the tracking table. Because the positions
 commit or vanish together with the rows, the database alone says where to
-resume, and a crash at any instant neither loses nor doubles a record.
+resume, and a crash at any instant neither loses nor doubles a record. When the
+database refuses a batch, `Store.refusals` finds the records it refuses (each
+alone under a savepoint, rolled back) so that the caller can dead-letter them and
+apply the rest.
 
 This module must never talk to Kafka or commit a batch in more than one
 transaction. The clock is read only for `updated_at`, and only when the caller
