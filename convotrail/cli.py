@@ -303,7 +303,12 @@ def _serve_metrics(port: int | None, host: str = "127.0.0.1") -> None:
     if port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(port, addr=host)
+        from convotrail.errors import metrics_port_error
+
+        try:
+            start_http_server(port, addr=host)
+        except OSError as exc:
+            raise metrics_port_error(host, port, exc) from exc
 
 
 def _logging(verbose: bool) -> None:
@@ -411,7 +416,7 @@ def worker(
     instance = instance_id or default_instance_id(settings.home)
     options = RuntimeOptions(
         instance_id=instance,
-        state_dir=state_dir(settings, instance),
+        state_dir=state_dir(settings, instance, topology.app_id),
         commit_interval=commit_interval,
     )
     http = (metrics_host, metrics_port) if metrics_port is not None else None
@@ -451,7 +456,7 @@ def delivery() -> None:
     \b
     convotrail delivery ingest --provider ses FILE   put a notification on Kafka
     convotrail delivery serve                        run the authenticated webhook intake
-    convotrail delivery MESSAGE_ID                   a message's delivery status
+    convotrail delivery status MESSAGE_ID            a message's delivery status
     """
 
 

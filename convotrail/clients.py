@@ -109,3 +109,26 @@ def registry(settings: Settings) -> Registry:
     config = registry_config(settings)
     url = config.pop("url")
     return Registry(url, config)
+
+
+def checked_registry(settings: Settings) -> Registry:
+    """The registry client, once the registry has answered: a wrong SCHEMA_REGISTRY_URL is
+    one line at start-up (ConfigError), not a traceback at the first record."""
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    from convotrail.errors import ConfigError
+
+    client = registry(settings)
+    try:
+        client.client.get_subjects()
+    except SchemaRegistryError as exc:
+        raise ConfigError(
+            f"schema registry at {settings.registry_url} refused the request ({exc}): "
+            "check SCHEMA_REGISTRY_URL and SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO"
+        ) from exc
+    except Exception as exc:  # the HTTP client's transport errors have no public base class
+        raise ConfigError(
+            f"schema registry at {settings.registry_url} did not answer "
+            f"({type(exc).__name__}: {exc}): check SCHEMA_REGISTRY_URL"
+        ) from exc
+    return client

@@ -166,7 +166,7 @@ def connect(settings: Settings, timeout: float = 15.0) -> tuple[AdminClient, Clu
                 reason = _reason(known[-1].str()) if known else str(exc.args[0].str())
                 raise KafkaUnreachable(
                     f"Kafka at {settings.bootstrap_servers} did not answer in "
-                    f"{timeout:.0f} s: {reason}"
+                    f"{timeout:.0f} s: {reason}: check KAFKA_BOOTSTRAP_SERVERS"
                 ) from exc
     admin.poll(0)
     refusal = _refusal(settings, [e for e in errors if e.code() == KafkaError._AUTHENTICATION], [])

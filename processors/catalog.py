@@ -9,6 +9,7 @@ from typing import Any
 
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from convotrail import clients
 from convotrail.errors import ConfigError
 from convotrail.settings import Settings
 from processors.runtime.errors import RuntimeFailure
@@ -28,6 +29,7 @@ def build(
 ) -> Topology[Any]:
     """The topology of processor `name`; a registry that cannot be reached or refuses
     the schemas is one line, like every start-up failure."""
+    clients.checked_registry(settings)
     try:
         if name == "conversation":
             from processors.conversation.shell import ConversationOptions, topology
@@ -50,8 +52,9 @@ def build(
             from processors.receipts.shell import topology as receipts_topology
 
             return receipts_topology(settings)
-    except SchemaRegistryError as exc:
-        raise RuntimeFailure(f"schema registry at {settings.registry_url}: {exc}") from exc
-    except OSError as exc:
-        raise RuntimeFailure(f"schema registry at {settings.registry_url}: {exc}") from exc
+    except (SchemaRegistryError, OSError) as exc:
+        raise RuntimeFailure(
+            f"schema registry at {settings.registry_url}: {type(exc).__name__}: {exc}: "
+            "check SCHEMA_REGISTRY_URL"
+        ) from exc
     raise ConfigError(f"unknown processor {name!r} (one of {', '.join(NAMES)})")

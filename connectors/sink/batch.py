@@ -26,6 +26,7 @@ from schemas.model import (
 )
 
 TopicPartition = tuple[str, int]
+Source = tuple[str, int, int]  # topic, partition, offset of one consumed record
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,8 @@ class Tombstone:
 
 
 StateChange = ConversationState | Tombstone
+# One consumed record as the batch keeps it, so that it can be written again alone.
+Change = TimelineEntry | ConversationState | Tombstone | ReadReceipt | DeliveryStatus
 
 
 def fold_state(current: StateWrite | None, change: StateChange) -> StateWrite:
@@ -114,6 +117,9 @@ class SinkBatch:
         self.receipt_records = 0
         self.status_records = 0
         self.skipped = 0
+        # Every stored change in consumption order: when the database refuses the
+        # batch, each record is tried alone (`singles`) and the rest rebuilt (`without`).
+        self._log: list[tuple[Source, Change]] = []
 
     def __len__(self) -> int:
         return self.records
@@ -121,7 +127,9 @@ class SinkBatch:
     def __bool__(self) -> bool:
         return self.records > 0
 
-    def _advance(self, topic: str, partition: int, offset: int) -> None:
+    def _advance(self, topic: str, partition: int, offset: int, change: Change | None) -> None:
+        if change is not None:
+            self._log.append(((topic, partition, offset), change))
         self.records += 1
         position = (topic, partition)
         # max(): a record read twice (after a seek) must not move the position back.
@@ -130,23 +138,24 @@ class SinkBatch:
     def add_timeline_entry(
         self, entry: TimelineEntry, topic: str, partition: int, offset: int
     ) -> None:
-        self._advance(topic, partition, offset)
+        self._advance(topic, partition, offset, entry)
         self.timeline_records += 1
         self._timeline.setdefault(entry.event_id, entry)
 
     def add_state(self, state: ConversationState, topic: str, partition: int, offset: int) -> None:
-        self._advance(topic, partition, offset)
+        self._advance(topic, partition, offset, state)
         self.state_records += 1
         self._fold(state)
 
     def add_tombstone(self, conversation_id: str, topic: str, partition: int, offset: int) -> None:
-        self._advance(topic, partition, offset)
+        tombstone = Tombstone(conversation_id)
+        self._advance(topic, partition, offset, tombstone)
         self.tombstones += 1
-        self._fold(Tombstone(conversation_id))
+        self._fold(tombstone)
 
     def add_receipt(self, receipt: ReadReceipt, topic: str, partition: int, offset: int) -> None:
         """Keep the furthest receipt per message and viewer (a replayed older one loses)."""
-        self._advance(topic, partition, offset)
+        self._advance(topic, partition, offset, receipt)
         self.receipt_records += 1
         key = (receipt.message_id, receipt.viewer_kind.value, receipt.viewer_id)
         current = self._receipts.get(key)
@@ -155,7 +164,7 @@ class SinkBatch:
 
     def add_status(self, status: DeliveryStatus, topic: str, partition: int, offset: int) -> None:
         """Keep the furthest status per message and recipient."""
-        self._advance(topic, partition, offset)
+        self._advance(topic, partition, offset, status)
         self.status_records += 1
         key = (status.message_id, status.recipient)
         current = self._statuses.get(key)
@@ -164,8 +173,52 @@ class SinkBatch:
 
     def skip(self, topic: str, partition: int, offset: int) -> None:
         """A record that was dead-lettered: only the position moves past it."""
-        self._advance(topic, partition, offset)
+        self._advance(topic, partition, offset, None)
         self.skipped += 1
+
+    def add(self, change: Change, topic: str, partition: int, offset: int) -> None:
+        """Any stored change, by its type."""
+        if isinstance(change, TimelineEntry):
+            self.add_timeline_entry(change, topic, partition, offset)
+        elif isinstance(change, ConversationState):
+            self.add_state(change, topic, partition, offset)
+        elif isinstance(change, Tombstone):
+            self.add_tombstone(change.conversation_id, topic, partition, offset)
+        elif isinstance(change, ReadReceipt):
+            self.add_receipt(change, topic, partition, offset)
+        else:
+            self.add_status(change, topic, partition, offset)
+
+    def singles(self) -> list[tuple[Source, SinkBatch]]:
+        """Each stored record alone, in consumption order, without positions.
+
+        Written one after the other they leave the same rows as the whole batch:
+        every write is guarded (first event_id wins, higher version, more views,
+        further status), which is what the batch's folding does in memory.
+        """
+        parts = []
+        for source, change in self._log:
+            part = SinkBatch(self.group)
+            part.add(change, *source)
+            part._next_offsets.clear()
+            parts.append((source, part))
+        return parts
+
+    def without(self, refused: Iterable[Source]) -> SinkBatch:
+        """The same batch with `refused` records skipped: their positions still move on."""
+        dropped = set(refused)
+        rebuilt = SinkBatch(self.group)
+        for source, change in self._log:
+            if source in dropped:
+                rebuilt.skip(*source)
+            else:
+                rebuilt.add(change, *source)
+        # Records dead-lettered before the database saw them (undecodable) stay skipped.
+        rebuilt.skipped += self.skipped
+        rebuilt.records += self.skipped
+        for position, offset in self._next_offsets.items():
+            rebuilt._next_offsets[position] = max(rebuilt._next_offsets.get(position, 0), offset)
+        return rebuilt
 
     def _fold(self, change: StateChange) -> None:
         key = change.conversation_id

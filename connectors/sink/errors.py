@@ -48,3 +48,11 @@ class UnkeyedTombstone(RefusedRecord):
 
 class MessageNotFound(SinkError):
     """The sink database holds no receipts or delivery status for a message the user asked about."""
+
+
+class DatabaseUnavailable(SinkError):
+    """The database is not there right now (connection refused or lost, locked): wait, retry."""
+
+
+class DatabaseMisconfigured(SinkError):
+    """The database URL cannot work (unopenable path, wrong credentials, no such database)."""

@@ -6,7 +6,10 @@ timeline rows (an event_id already stored is ignored), state rows (only when the
 incoming version is newer), and the next offset per topic-partition of the
 consumer group in `sink_offsets`, the tracking table. Because the positions
 commit or vanish together with the rows, the database alone says where to
-resume, and a crash at any instant neither loses nor doubles a record.
+resume, and a crash at any instant neither loses nor doubles a record. When the
+database refuses a batch, `Store.refusals` finds the records it refuses (each
+alone under a savepoint, rolled back) so that the caller can dead-letter them and
+apply the rest.
 
 This module must never talk to Kafka or commit a batch in more than one
 transaction. The clock is read only for `updated_at`, and only when the caller
@@ -17,13 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -41,7 +44,14 @@ from connectors.sink.batch import (
     TopicPartition,
     receipt_progress,
 )
-from connectors.sink.errors import SchemaOutOfDate, SinkError, UnsupportedDatabase
+from connectors.sink.errors import (
+    DatabaseMisconfigured,
+    DatabaseUnavailable,
+    SchemaOutOfDate,
+    SinkError,
+    UnsupportedDatabase,
+)
+from connectors.sink.failures import Failure, classify, reason
 from connectors.sink.snapshot import (
     changes_from_json,
     changes_to_json,
@@ -70,6 +80,11 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Alembic-managed applications without their revisions colliding.
 VERSION_TABLE = "sink_schema_version"
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+# SQLite's busy timeout: how long a write waits for another writer's lock before
+# the sink counts the database as unavailable and backs off. `?timeout=S` in the
+# URL overrides it.
+SQLITE_BUSY_TIMEOUT = 30.0
+S = TypeVar("S")
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -395,32 +410,59 @@ class Store:
     def apply(self, batch: SinkBatch, *, now: datetime | None = None) -> AppliedBatch:
         """Write the batch's rows and positions in one transaction (all or nothing)."""
         written_at = now or datetime.now(UTC)
-        entries = batch.timeline_entries
-        writes = batch.state_writes
         positions = batch.next_offsets
         with self._writer.begin() as connection:
-            if entries:
-                connection.execute(
-                    self._insert(timeline_entries).on_conflict_do_nothing(
-                        index_elements=["event_id"]
-                    ),
-                    [timeline_row(entry) for entry in entries],
-                )
-            deletions = [write.conversation_id for write in writes if write.delete_first]
-            if deletions:
-                connection.execute(
-                    sa.delete(conversation_states).where(
-                        conversation_states.c.conversation_id.in_(deletions)
-                    )
-                )
-            self._upsert_states(connection, writes, written_at)
-            self._upsert_receipts(connection, batch.receipts)
-            self._upsert_statuses(connection, batch.statuses)
+            deletions = self._write_rows(connection, batch, written_at)
             self._write_positions(connection, batch.group, positions)
         return AppliedBatch(
-            len(entries), len(writes), len(deletions), len(positions),
+            len(batch.timeline_entries), len(batch.state_writes), deletions, len(positions),
             len(batch.receipts), len(batch.statuses),
         )  # fmt: skip
+
+    def refusals(
+        self, parts: Sequence[tuple[S, SinkBatch]], *, now: datetime | None = None
+    ) -> list[tuple[S, BaseException]]:
+        """Which of `parts` (single records, from `SinkBatch.singles`) the database refuses.
+
+        Each part is written under its own savepoint in one transaction that is
+        then rolled back: nothing is stored here, the caller dead-letters the
+        refused records and applies the batch without them. Raises the first
+        error that is not the record's fault (the database went away meanwhile).
+        """
+        written_at = now or datetime.now(UTC)
+        refused: list[tuple[S, BaseException]] = []
+        with self._writer.connect() as connection, connection.begin() as transaction:
+            for source, part in parts:
+                try:
+                    with connection.begin_nested():
+                        self._write_rows(connection, part, written_at)
+                except Exception as error:  # classified right here
+                    if classify(error) is not Failure.REFUSED:
+                        raise
+                    refused.append((source, error))
+            transaction.rollback()
+        return refused
+
+    def _write_rows(self, connection: Connection, batch: SinkBatch, written_at: datetime) -> int:
+        """Every row of the batch (not its positions); returns the number of deletions."""
+        entries = batch.timeline_entries
+        writes = batch.state_writes
+        if entries:
+            connection.execute(
+                self._insert(timeline_entries).on_conflict_do_nothing(index_elements=["event_id"]),
+                [timeline_row(entry) for entry in entries],
+            )
+        deletions = [write.conversation_id for write in writes if write.delete_first]
+        if deletions:
+            connection.execute(
+                sa.delete(conversation_states).where(
+                    conversation_states.c.conversation_id.in_(deletions)
+                )
+            )
+        self._upsert_states(connection, writes, written_at)
+        self._upsert_receipts(connection, batch.receipts)
+        self._upsert_statuses(connection, batch.statuses)
+        return len(deletions)
 
     def _upsert_receipts(self, connection: Connection, receipts: list[ReadReceipt]) -> None:
         if not receipts:
@@ -612,8 +654,22 @@ def create_store_engine(database_url: str) -> Engine:
             raise UnsupportedDatabase(f"no driver for {url.drivername}: {exc}") from exc
     path = _sqlite_path(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30})
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseMisconfigured(
+                f"sink database {path}: cannot create its directory ({exc.strerror}): "
+                "fix --database-url (CONVOTRAIL_DATABASE_URL) or CONVOTRAIL_HOME"
+            ) from exc
+        if path.is_dir():
+            raise DatabaseMisconfigured(
+                f"sink database {path} is a directory: fix --database-url "
+                "(CONVOTRAIL_DATABASE_URL), it names the SQLite file"
+            )
+    # A `timeout` in the URL's query (sqlite:///x.db?timeout=2) is pysqlite's own
+    # parameter and wins; otherwise the default busy timeout.
+    connect_args = {} if "timeout" in url.query else {"timeout": SQLITE_BUSY_TIMEOUT}
+    engine = sa.create_engine(url, connect_args=connect_args)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -670,7 +726,16 @@ def open_store(database_url: str, *, migrate: bool = True) -> Store:
                 )
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise SinkError(f"sink database {shown}: {exc.__class__.__name__}: {exc}") from exc
+        failure = classify(exc)
+        if failure is Failure.UNAVAILABLE and migrate:
+            # The sink waits for it (runner.py); a reader has nobody to wait for it.
+            raise DatabaseUnavailable(f"sink database {shown}: {reason(exc)}") from exc
+        if failure is Failure.MISCONFIGURED or not migrate:
+            raise DatabaseMisconfigured(
+                f"sink database {shown} cannot be opened: {reason(exc)}: fix --database-url "
+                "(CONVOTRAIL_DATABASE_URL)"
+            ) from exc
+        raise SinkError(f"sink database {shown}: {exc.__class__.__name__}: {reason(exc)}") from exc
     except BaseException:
         engine.dispose()
         raise

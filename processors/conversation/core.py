@@ -559,6 +559,8 @@ def _apply(memory: Memory, event: m.ConversationEvent, out: _Collector) -> Memor
     latest = max((after.last_event_at, after.last_event_id), (event.occurred_at, event.event_id))
     stamp: dict[str, object] = {"version": (before.version if before else 0) + 1,
                                 "last_event_at": latest[0], "last_event_id": latest[1]}  # fmt: skip
+    # The one activity rule (docs/state-machine.md, "Timers"): every applied action
+    # of a staff member or workflow, CHAT_ENDED included; messages set it above.
     if (
         before is not None
         and _is_staff(event.actor)

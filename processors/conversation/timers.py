@@ -29,8 +29,9 @@ The rules, written down in docs/state-machine.md ("Timers"):
   default per channel; a timeout of None never auto-resolves;
 - resolving (by staff, by the chatbot), putting on hold, archiving, marking as
   spam and merging disarm it; reopening re-arms it from the latest activity;
-- a chat that ended (CHAT_ENDED) keeps its timer: ending a chat is neither
-  activity nor a resolution, so it resolves once idle long enough;
+- ending a chat (CHAT_ENDED) has no rule of its own: ended by a staff member it
+  is a staff action, hence activity; ended by the customer or a bot it is not;
+  it is never a resolution, so an ended chat resolves once idle long enough;
 - reminders fire while the conversation is open or on hold; while it is
   archived or spam they are held (not fired, not dropped) and fire at once,
   late, when it comes back; on a resolved conversation they fire by default

@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from convotrail.errors import metrics_port_error
+
 log = logging.getLogger(__name__)
 
 # The loop beats every iteration (at most ~0.1 s apart when idle); a loop that has
@@ -62,7 +64,10 @@ def _handler(probe: Probe) -> type[BaseHTTPRequestHandler]:
 
 
 def serve(host: str, port: int, probe: Probe) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), _handler(probe))
+    try:
+        server = ThreadingHTTPServer((host, port), _handler(probe))
+    except OSError as exc:
+        raise metrics_port_error(host, port, exc) from exc
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()

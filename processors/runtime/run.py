@@ -41,8 +41,11 @@ def default_instance_id(home: Path) -> str:
     return f"{socket.gethostname()}-{digest}"
 
 
-def state_dir(settings: Settings, instance_id: str) -> Path:
-    return settings.home / "state" / instance_id
+def state_dir(settings: Settings, instance_id: str, app_id: str) -> Path:
+    """Where one worker keeps its stores: per processor (whose app_id carries the topic
+    prefix) and instance, so that two prefixes or two processors sharing one
+    CONVOTRAIL_HOME never share a directory, a lock or a store."""
+    return settings.home / "state" / app_id / instance_id
 
 
 @contextlib.contextmanager

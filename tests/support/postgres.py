@@ -73,6 +73,10 @@ class PostgresServer:
             str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
             "-A", "trust", "-E", "UTF8", "--no-sync",
         )  # fmt: skip
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its existing data directory (after `start` or `pause`)."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
@@ -82,6 +86,15 @@ class PostgresServer:
             str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log),
             "-o", options, "-w", "-t", "60", "start",
         )  # fmt: skip
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data (an outage): clients see connections refused.
+
+        `-m fast` disconnects every client and shuts down cleanly, as an operator's
+        restart or a failover does; `resume` brings the same databases back.
+        """
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast",
+                  "-w", "stop")  # fmt: skip
 
     def stop(self) -> None:
         try:

@@ -111,3 +111,47 @@ def test_any_batching_stores_what_one_record_at_a_time_stores(
         for write in coalesce_states(history[start:end]):
             _apply_one(batched, write)
     assert batched == one_by_one
+
+
+# -- refused records: each alone, then the batch without them ---------------------------
+
+
+@given(changes, st.sets(st.integers(min_value=0, max_value=29)))
+def test_the_batch_without_refused_records_stores_what_the_others_store_one_by_one(
+    history: list[ConversationState | Tombstone], refused_offsets: set[int]
+) -> None:
+    batch = SinkBatch("g")
+    for offset, change in enumerate(history):
+        batch.add(change, STATE, 0, offset)
+    batch.skip(STATE, 0, len(history))  # an undecodable record, dead-lettered before
+    singles = batch.singles()
+    # Each single holds one record and no position: positions commit with the batch.
+    assert [source for source, _part in singles] == [(STATE, 0, n) for n in range(len(history))]
+    assert all(len(part) == 1 and part.next_offsets == {} for _source, part in singles)
+    refused = {(STATE, 0, n) for n in refused_offsets if n < len(history)}
+
+    rest = batch.without(refused)
+    one_by_one: Stored = {}
+    for source, part in singles:
+        if source not in refused:
+            for write in part.state_writes:
+                _apply_one(one_by_one, write)
+    folded: Stored = {}
+    for write in rest.state_writes:
+        _apply_one(folded, write)
+    assert folded == one_by_one
+    # Every record still moves the position on, refused or not; none is counted twice.
+    assert rest.next_offsets == batch.next_offsets == {(STATE, 0): len(history) + 1}
+    assert len(rest) == len(batch)
+    assert rest.skipped == len(refused) + 1
+    assert rest.state_records + rest.tombstones == len(history) - len(refused)
+
+
+def test_a_refused_timeline_entry_leaves_the_first_accepted_duplicate() -> None:
+    batch = SinkBatch("g")
+    refused = timeline_entry("cnv-1", 1, text="bad\x00")
+    accepted = timeline_entry("cnv-1", 1, text="good")
+    batch.add_timeline_entry(refused, TIMELINE, 0, 1)
+    batch.add_timeline_entry(accepted, TIMELINE, 0, 2)
+    assert batch.timeline_entries == [refused]
+    assert batch.without([(TIMELINE, 0, 1)]).timeline_entries == [accepted]

@@ -232,10 +232,27 @@ def test_a_resolved_then_reopened_chat_is_re_armed_from_the_reopening() -> None:
     assert memory.state.reopen_count == 1
 
 
-def test_a_chat_that_ended_keeps_its_timer() -> None:
+def test_a_chat_the_customer_ended_keeps_its_timer() -> None:
+    # Not a message and not a staff action: not activity, and not a resolution.
     s, memory, replied = chat_waiting_on_customer()
     memory, _ = apply(memory, s(m.ChatEnded(reason="customer left"), JO))
     assert only(pending_timers(memory.state, POLICY), "auto-resolve").due_at == replied + THIRTY
+
+
+def test_a_chat_a_staff_member_ended_is_activity_and_re_arms_the_timer() -> None:
+    # "Ends a chat" is a staff action like any other (the seed's help page), so it
+    # is activity: the idle time counts from it. It does not resolve: the chat
+    # still auto-resolves once idle long enough.
+    s, memory, replied = chat_waiting_on_customer()
+    ended = s(m.ChatEnded(reason="done"), DANA)
+    assert ended.occurred_at > replied
+    memory, _ = apply(memory, ended)
+    assert memory.state is not None and memory.state.chat_ended
+    timer = only(pending_timers(memory.state, POLICY), "auto-resolve")
+    assert timer.due_at == ended.occurred_at + THIRTY
+    (event,) = due_events(memory.state, timer.due_at, POLICY)
+    memory, _ = apply(memory, event)
+    assert memory.state is not None and memory.state.status is m.ConversationStatus.RESOLVED
 
 
 def test_waiting_on_customer_and_on_staff_have_their_own_timeouts_per_account() -> None:
