@@ -31,6 +31,8 @@ from typing import Final
 from aiohttp import web
 from prometheus_client import Counter
 
+from connectors.serving import BAD_HTTP
+
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -45,6 +47,7 @@ METHOD_NOT_ALLOWED: Final = "method-not-allowed"
 BAD_REQUEST: Final = "bad-request"
 REASONS: Final = frozenset(
     {
+        BAD_HTTP,
         MISSING_CREDENTIALS,
         BAD_CREDENTIALS,
         TOKEN_IN_QUERY,

@@ -32,7 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from connectors.api import guard
 from connectors.api.page import STYLE, render_conversation
-from connectors.serving import start_site
+from connectors.serving import BAD_HTTP, Runner, start_site
 from connectors.sink.snapshot import to_json_value
 from connectors.sink.store import Store
 
@@ -177,6 +177,14 @@ def create_api_app(
 READ_TIMEOUT = 10.0
 
 
+def make_runner(app: web.Application) -> Runner:
+    return Runner(
+        app,
+        on_bad_http=guard.REFUSED.labels("other", BAD_HTTP).inc,
+        keepalive_timeout=READ_TIMEOUT,
+    )
+
+
 async def serve_api(
     store: Store,
     tokens: Mapping[str, str],
@@ -185,9 +193,7 @@ async def serve_api(
     allowed_hosts: Collection[str] = guard.LOOPBACK_HOSTS,
 ) -> None:
     """Serve until cancelled; CannotListen (one line) if the port cannot be bound."""
-    runner = web.AppRunner(
-        create_api_app(store, tokens, allowed_hosts), keepalive_timeout=READ_TIMEOUT
-    )
+    runner = make_runner(create_api_app(store, tokens, allowed_hosts))
     await runner.setup()
     try:
         await start_site(runner, host, port, "read API")

@@ -64,7 +64,7 @@ from connectors.intake.auth import (
     verify_sns,
 )
 from connectors.intake.config import IntakeConfig
-from connectors.serving import start_site
+from connectors.serving import BAD_HTTP, Runner, start_site
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ _HTTP_REASONS = {404: "not-found", 405: "method-not-allowed", 413: TOO_LARGE}
 REFUSAL_REASONS = (
     REASONS
     | shape.REASONS
-    | {TOO_LARGE, READ_TIMEOUT, INCOMPLETE_BODY, "bad-request"}
+    | {TOO_LARGE, READ_TIMEOUT, INCOMPLETE_BODY, BAD_HTTP, "bad-request"}
     | set(_HTTP_REASONS.values())
 )
 
@@ -224,11 +224,15 @@ def create_intake_app(
     return app
 
 
-def runner_options(config: IntakeConfig) -> dict[str, Any]:
-    """aiohttp server options: the keep-alive timer runs from the moment a connection
-    opens until a request's headers are complete, so it is the bound on reading them
-    (a client trickling header bytes is closed when it fires)."""
-    return {"keepalive_timeout": config.read_timeout}
+def make_runner(config: IntakeConfig, deliver: Deliver, clock: Clock = time.time) -> Runner:
+    """The intake app's runner. aiohttp's keep-alive timer runs from the moment a
+    connection opens until a request's headers are complete, so it is the bound on
+    reading them (a client trickling header bytes is closed when it fires)."""
+    return Runner(
+        create_intake_app(config, deliver, clock),
+        on_bad_http=REFUSED.labels(OTHER, BAD_HTTP).inc,
+        keepalive_timeout=config.read_timeout,
+    )
 
 
 def _provider_of(path: str) -> str:
@@ -378,7 +382,7 @@ async def serve(
 ) -> None:
     """Run the intake on host:port until cancelled, then close it gracefully.
     CannotListen (one line) if the port cannot be bound."""
-    runner = web.AppRunner(create_intake_app(config, deliver, clock), **runner_options(config))
+    runner = make_runner(config, deliver, clock)
     await runner.setup()
     try:
         await start_site(runner, host, port, "delivery intake")

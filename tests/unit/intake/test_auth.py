@@ -536,7 +536,10 @@ def test_config_defaults_refuse_every_provider() -> None:
         # Above what fits a Kafka message: Kafka would refuse the record (503 forever).
         ({"CONVOTRAIL_INTAKE_MAX_BODY_BYTES": "1048576"}, "CONVOTRAIL_INTAKE_MAX_BODY_BYTES"),
         (
-            {"CONVOTRAIL_KAFKA_MAX_MESSAGE_BYTES": "65536", "CONVOTRAIL_INTAKE_MAX_BODY_BYTES": "60000"},
+            {
+                "CONVOTRAIL_KAFKA_MAX_MESSAGE_BYTES": "65536",
+                "CONVOTRAIL_INTAKE_MAX_BODY_BYTES": "60000",
+            },
             "CONVOTRAIL_INTAKE_MAX_BODY_BYTES",
         ),
         ({"CONVOTRAIL_KAFKA_MAX_MESSAGE_BYTES": "1000"}, "CONVOTRAIL_KAFKA_MAX_MESSAGE_BYTES"),
