@@ -182,6 +182,7 @@ def make_runner(app: web.Application) -> Runner:
         app,
         on_bad_http=guard.REFUSED.labels("other", BAD_HTTP).inc,
         keepalive_timeout=READ_TIMEOUT,
+        lingering_time=1.0,  # as the intake's: a slow body is not waited for for 10 s
     )
 
 

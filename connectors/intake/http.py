@@ -224,6 +224,9 @@ def create_intake_app(
     return app
 
 
+LINGERING_TIME = 1.0
+
+
 def make_runner(config: IntakeConfig, deliver: Deliver, clock: Clock = time.time) -> Runner:
     """The intake app's runner. aiohttp's keep-alive timer runs from the moment a
     connection opens until a request's headers are complete, so it is the bound on
@@ -232,6 +235,10 @@ def make_runner(config: IntakeConfig, deliver: Deliver, clock: Clock = time.time
         create_intake_app(config, deliver, clock),
         on_bad_http=REFUSED.labels(OTHER, BAD_HTTP).inc,
         keepalive_timeout=config.read_timeout,
+        # After a refusal of an unread body (408, 413), aiohttp reads and drops the rest
+        # for this long so the client can see the reply: 10 s by default, which would
+        # let a slow client hold the connection well past the read timeout.
+        lingering_time=LINGERING_TIME,
     )
 
 

@@ -189,6 +189,10 @@ class NotificationPublisher:
             raise IntakeError(f"delivery-notifications refused a record: {errors[0].str()}")
         return len(records)
 
+    def outstanding(self) -> int:
+        """Records librdkafka still holds (queued or awaiting the broker's answer)."""
+        return len(self._producer)
+
     async def deliver(self, provider: str, body: bytes) -> int:
         """`publish` off the event loop, for the HTTP intake."""
         return await asyncio.to_thread(self.publish, provider, body)
