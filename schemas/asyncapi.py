@@ -132,7 +132,8 @@ def _notification_headers() -> Json:
                 "type": "string",
                 "description": (
                     "The same for every retry of one notification: `<provider>:id:<the "
-                    "provider's own id>` or `<provider>:sha256:<digest of the value>`. "
+                    "provider's own id>:<notification kinds>` or "
+                    "`<provider>:sha256:<digest of the value>`. "
                     "The bounce processor ignores a key it has seen for the same message "
                     "ref. Written by the webhook intake; optional (older records lack it)."
                 ),

@@ -58,14 +58,17 @@ class IntakeRecord:
 
 
 def idempotency_key(provider: str, unit: bytes, notifications: list[Notification]) -> str:
-    """The same for every retry of one notification: `provider:id:<provider's id>`
+    """The same for every retry of one notification: `provider:id:<provider's id>:<kinds>`
     when every notification parsed from the unit names the same id, else
-    `provider:sha256:<digest of the unit>`."""
+    `provider:sha256:<digest of the unit>`. The kinds are part of it because an id is
+    not always unique across them (Postmark numbers a bounce and a spam complaint about
+    one message in one sequence, and its documented examples share an ID)."""
     ids = {n.provider_event_id for n in notifications}
     if len(ids) == 1:
         (own,) = ids
         if own and len(own) <= _MAX_ID_CHARS and own.isprintable():
-            return f"{provider}:id:{own}"
+            kinds = "+".join(sorted({n.kind.value.lower() for n in notifications}))
+            return f"{provider}:id:{own}:{kinds}"
     return f"{provider}:sha256:{hashlib.sha256(unit).hexdigest()[:32]}"
 
 
