@@ -518,8 +518,16 @@ def delivery_serve(host: str, port: int, verbose: bool) -> None:
         config = IntakeConfig.from_env(os.environ)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    with NotificationPublisher(_settings()) as publisher:
-        click.echo(f"delivery intake on http://{host}:{port}/webhooks/<provider>")
+    publisher = NotificationPublisher(
+        _settings(),
+        delivery_timeout=config.delivery_timeout,
+        max_message_bytes=config.broker_max_message_bytes,
+    )
+    with publisher:
+        click.echo(
+            f"delivery intake on http://{host}:{port}/webhooks/<provider> "
+            f"(bodies up to {config.max_body_bytes} bytes)"
+        )
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(config, publisher.deliver, host, port))
 
@@ -646,10 +654,13 @@ def serve(database_url: str | None, host: str, port: int) -> None:
     Page: http://HOST:PORT/accounts/ACCOUNT/conversations/CONVERSATION (timeline,
     delivery status, "Viewed" with the exact time on hover); JSON under /api/v1.
     CONVOTRAIL_API_TOKENS=account=token,... requires a bearer token per account.
+    CONVOTRAIL_API_ALLOWED_HOSTS=name,... the Host names served (default: the
+    loopback names when bound to loopback; `*` for any).
     """
     import asyncio
     import os
 
+    from connectors.api.guard import default_allowed_hosts
     from connectors.api.http import parse_tokens, serve_api
     from connectors.sink.store import store_at
 
@@ -661,12 +672,14 @@ def serve(database_url: str | None, host: str, port: int) -> None:
         raise click.ClickException(
             f"refusing to serve every account's data on {host} without CONVOTRAIL_API_TOKENS"
         )
+    allowed = default_allowed_hosts(host, os.environ.get("CONVOTRAIL_API_ALLOWED_HOSTS"))
     settings = _settings()
     with store_at(_database_url(settings, database_url), migrate=False) as store:
         access = "per-account tokens" if tokens else "open, local only"
-        click.echo(f"read API on http://{host}:{port}/api/v1 ({access})")
+        hosts = ", ".join(sorted(allowed)) if allowed else "any"
+        click.echo(f"read API on http://{host}:{port}/api/v1 ({access}; Host: {hosts})")
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_api(store, tokens, host, port))
+            asyncio.run(serve_api(store, tokens, host, port, allowed))
 
 
 # -- demo ----------------------------------------------------------------------

@@ -33,6 +33,7 @@ from schemas.headers import (
     DLQ_SOURCE_OFFSET,
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
+    IDEMPOTENCY_KEY,
     PROVIDERS,
 )
 from schemas.headers import PROVIDER as PROVIDER_HEADER
@@ -125,6 +126,16 @@ def _notification_headers() -> Json:
                     "Who sent the notification, which tells the bounce processor how to "
                     "parse the value: a provider's JSON webhook body, or `dsn` for a raw "
                     "RFC 3464 delivery status notification email."
+                ),
+            },
+            IDEMPOTENCY_KEY: {
+                "type": "string",
+                "description": (
+                    "The same for every retry of one notification: `<provider>:id:<the "
+                    "provider's own id>:<notification kinds>` or "
+                    "`<provider>:sha256:<digest of the value>`. "
+                    "The bounce processor ignores a key it has seen for the same message "
+                    "ref. Written by the webhook intake; optional (older records lack it)."
                 ),
             },
         },

@@ -11,6 +11,9 @@ EVENT_TYPE = "event_type"
 # delivery-notifications: which provider's format the raw body is in.
 PROVIDER = "provider"
 PROVIDERS = ("ses", "sendgrid", "mailgun", "postmark", "dsn")
+# delivery-notifications: the same for every retry of one notification (the provider's
+# own id, or a digest of the body), so the bounce processor can ignore a repeat.
+IDEMPOTENCY_KEY = "idempotency_key"
 
 # *.dlq: why a record was refused and where it came from.
 DLQ_ERROR = "dlq.error"

@@ -6,12 +6,15 @@
     GET /accounts/{account}/conversations/{conversation}                  the HTML page
     GET /healthz
 
+    GET /metrics                                                          Prometheus
+
 Tenant scoped: every query filters by the account in the path, so one account
 never reads another's rows (a conversation of another account is a 404, not a
 403: its existence is not told either). With `tokens` set (CONVOTRAIL_API_TOKENS,
 `account=token,...`) a request needs `Authorization: Bearer <token>` (or, for the
-page in a browser, `?token=`) of that account; without, the API is open and
-meant for 127.0.0.1 only (the local default), which the CLI says on start.
+page in a browser only, `?token=`) of that account; without, the API is open and
+meant for 127.0.0.1 only (the local default), which the CLI says on start. Tokens,
+the Host allow-list, security headers and refusals: `guard`.
 
 Thin: decode the path, read the store (in a thread: SQLAlchemy is blocking),
 render. The renderers are pure (page.py, query.py).
@@ -20,14 +23,16 @@ render. The renderers are pure (page.py, query.py).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from connectors.api.page import render_conversation
+from connectors.api import guard
+from connectors.api.page import STYLE, render_conversation
+from connectors.serving import BAD_HTTP, Runner, start_site
 from connectors.sink.snapshot import to_json_value
 from connectors.sink.store import Store
 
@@ -48,18 +53,15 @@ def parse_tokens(raw: str | None) -> dict[str, str]:
     return tokens
 
 
-def _authorize(request: web.Request, account: str) -> None:
+def _authorize(request: web.Request, account: str, *, page: bool = False) -> None:
     tokens: dict[str, str] = request.app[TOKENS]
-    if not tokens:
-        return
-    header = request.headers.get("Authorization", "")
-    given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-    given = given or request.query.get("token", "")
-    expected = tokens.get(account)
-    if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise web.HTTPUnauthorized(
-            text=json.dumps({"error": "unauthorized"}), content_type="application/json"
-        )
+    guard.authorize(
+        tokens,
+        account,
+        request.headers.get("Authorization"),
+        request.query.get("token"),
+        allow_query_token=page,
+    )
 
 
 def _json(value: Any) -> web.Response:
@@ -67,7 +69,7 @@ def _json(value: Any) -> web.Response:
 
 
 def _not_found(what: str) -> web.HTTPNotFound:
-    return web.HTTPNotFound(text=json.dumps({"error": f"{what} not found"}),
+    return web.HTTPNotFound(text=json.dumps({"error": f"{what} not found", "reason": "not-found"}),
                             content_type="application/json")  # fmt: skip
 
 
@@ -128,10 +130,10 @@ async def message(request: web.Request) -> web.Response:
 
 async def page(request: web.Request) -> web.Response:
     account, conversation = request.match_info["account"], request.match_info["conversation"]
-    _authorize(request, account)
+    _authorize(request, account, page=True)
     found = await asyncio.to_thread(_conversation, request.app[STORE], account, conversation)
     if found is None:
-        raise web.HTTPNotFound(text="conversation not found")
+        raise _not_found("conversation")
     html = render_conversation(found["state"], found["entries"], found["receipts"],
                                found["statuses"])  # fmt: skip
     return web.Response(text=html, content_type="text/html")
@@ -141,24 +143,61 @@ async def healthz(_: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-def create_api_app(store: Store, tokens: Mapping[str, str] | None = None) -> web.Application:
-    app = web.Application()
+async def metrics(_: web.Request) -> web.Response:
+    # Set as a raw header: aiohttp refuses a charset inside content_type=.
+    return web.Response(
+        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+def create_api_app(
+    store: Store,
+    tokens: Mapping[str, str] | None = None,
+    allowed_hosts: Collection[str] = guard.LOOPBACK_HOSTS,
+) -> web.Application:
+    """`allowed_hosts`: the Host names served (empty: any); see guard."""
+    app = web.Application(middlewares=[guard.guard])
     app[STORE] = store
     app[TOKENS] = dict(tokens or {})
+    app[guard.ALLOWED_HOSTS] = frozenset(h.lower() for h in allowed_hosts)
+    app[guard.STYLE_HASH] = guard.style_hash(STYLE)
     base = "/api/v1/accounts/{account}"
-    app.router.add_get(f"{base}/conversations/{{conversation}}", conversation_json)
-    app.router.add_get(f"{base}/conversations/{{conversation}}/receipts", conversation_receipts)
-    app.router.add_get(f"{base}/messages/{{message}}", message)
-    app.router.add_get("/accounts/{account}/conversations/{conversation}", page)
-    app.router.add_get("/healthz", healthz)
+    add = app.router.add_get
+    add(f"{base}/conversations/{{conversation}}", conversation_json, name="conversation")
+    add(f"{base}/conversations/{{conversation}}/receipts", conversation_receipts, name="receipts")
+    add(f"{base}/messages/{{message}}", message, name="message")
+    add("/accounts/{account}/conversations/{conversation}", page, name="page")
+    add("/healthz", healthz, name="healthz")
+    add("/metrics", metrics, name="metrics")
     return app
 
 
-async def serve_api(store: Store, tokens: Mapping[str, str], host: str, port: int) -> None:
-    runner = web.AppRunner(create_api_app(store, tokens))
+# The bound on reading a request's headers (aiohttp's keep-alive timer runs from the
+# connection's start until they are complete) and on an idle keep-alive connection.
+READ_TIMEOUT = 10.0
+
+
+def make_runner(app: web.Application) -> Runner:
+    return Runner(
+        app,
+        on_bad_http=guard.REFUSED.labels("other", BAD_HTTP).inc,
+        keepalive_timeout=READ_TIMEOUT,
+        lingering_time=1.0,  # as the intake's: a slow body is not waited for for 10 s
+    )
+
+
+async def serve_api(
+    store: Store,
+    tokens: Mapping[str, str],
+    host: str,
+    port: int,
+    allowed_hosts: Collection[str] = guard.LOOPBACK_HOSTS,
+) -> None:
+    """Serve until cancelled; CannotListen (one line) if the port cannot be bound."""
+    runner = make_runner(create_api_app(store, tokens, allowed_hosts))
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await start_site(runner, host, port, "read API")
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

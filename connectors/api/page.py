@@ -20,7 +20,8 @@ from schemas.model import (
     ViewerKind,
 )
 
-_STYLE = """
+# The page's only style; its hash is the one style the Content-Security-Policy allows.
+STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; color: #222; }
 h1 { font-size: 1.3rem; } .meta { color: #666; margin-bottom: 1.5rem; }
 ol { list-style: none; padding: 0; } li { padding: .45rem 0; border-bottom: 1px solid #eee; }
@@ -116,7 +117,7 @@ def render_conversation(
         )
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
         f'<h1>{escape(title)}</h1><div class="meta">{escape(meta)}</div>'
         f"<ol>{''.join(rows)}</ol></body></html>\n"
     )

@@ -15,6 +15,9 @@ from connectors.intake.auth import DEFAULT_MAX_AGE, load_sendgrid_public_key, lo
 from convotrail.errors import ConfigError
 
 MAX_BODY_BYTES = "CONVOTRAIL_INTAKE_MAX_BODY_BYTES"
+BROKER_MAX_MESSAGE_BYTES = "CONVOTRAIL_KAFKA_MAX_MESSAGE_BYTES"
+READ_TIMEOUT = "CONVOTRAIL_INTAKE_READ_TIMEOUT"
+DELIVERY_TIMEOUT = "CONVOTRAIL_INTAKE_DELIVERY_TIMEOUT"
 MAILGUN_SIGNING_KEY = "CONVOTRAIL_MAILGUN_SIGNING_KEY"
 SENDGRID_PUBLIC_KEY = "CONVOTRAIL_SENDGRID_PUBLIC_KEY"
 SNS_CERTIFICATE = "CONVOTRAIL_SNS_CERTIFICATE"
@@ -23,7 +26,30 @@ POSTMARK_USER = "CONVOTRAIL_POSTMARK_USER"
 POSTMARK_PASSWORD = "CONVOTRAIL_POSTMARK_PASSWORD"
 DSN_TOKEN = "CONVOTRAIL_DSN_TOKEN"
 
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# The broker's (and the topic's) max message size: Kafka's default message.max.bytes,
+# 1 MiB plus the 12 bytes of a record batch's length and magic, rounded down to 1 MiB.
+DEFAULT_BROKER_MAX_MESSAGE_BYTES = 1024 * 1024
+# What a published record carries besides the body, with room to spare: the key (a
+# message ref, capped at records.MAX_KEY_BYTES = 1 KiB), the provider and
+# idempotency_key headers (< 300 bytes), the record and batch framing (< 100 bytes) and
+# lz4's worst-case expansion of an incompressible body (1/255 of it, about 4 KiB).
+RECORD_OVERHEAD_BYTES = 16 * 1024
+
+
+def body_limit(broker_max_message_bytes: int) -> int:
+    """The largest body whose record still fits the broker's max message size."""
+    return broker_max_message_bytes - RECORD_OVERHEAD_BYTES
+
+
+# 1,032,192 bytes (1008 KiB): the documented limit (docs/delivery.md).
+DEFAULT_MAX_BODY_BYTES = body_limit(DEFAULT_BROKER_MAX_MESSAGE_BYTES)
+# A request's headers and its body must each arrive within this many seconds (the
+# slow-loris bound), and an idle keep-alive connection is closed after it.
+DEFAULT_READ_TIMEOUT = 10.0
+# How long the broker has to take a body's records. Shorter than the read timeout and
+# than any provider's own request timeout (SendGrid, SNS: 15 s and more), so the reply
+# is only sent once librdkafka has decided: a 503 is never followed by a late write.
+DEFAULT_DELIVERY_TIMEOUT = 8.0
 
 
 class IntakeConfigError(ConfigError, ValueError):
@@ -36,6 +62,11 @@ class IntakeConfig:
     # Larger bodies are refused with 413 before (or while) reading them. Provider
     # batches are far smaller (SendGrid posts at most ~1000 events, a few hundred KiB).
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Bodies above body_limit(broker_max_message_bytes) are refused at start-up: Kafka
+    # would refuse their records, so the intake could only ever answer 503 to them.
+    broker_max_message_bytes: int = DEFAULT_BROKER_MAX_MESSAGE_BYTES
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT
     # Secrets stay out of repr() so that logging a config never leaks them.
     mailgun_signing_key: str | None = field(default=None, repr=False)
     mailgun_max_age: float = DEFAULT_MAX_AGE
@@ -50,7 +81,15 @@ class IntakeConfig:
     def __post_init__(self) -> None:
         if self.max_body_bytes <= 0:
             raise IntakeConfigError(f"max_body_bytes must be positive, not {self.max_body_bytes}")
-        for name in ("mailgun_max_age", "sendgrid_max_age"):
+        ceiling = body_limit(self.broker_max_message_bytes)
+        if self.max_body_bytes > ceiling:
+            raise IntakeConfigError(
+                f"{MAX_BODY_BYTES}={self.max_body_bytes} exceeds {ceiling}, the largest body "
+                f"whose record fits a {self.broker_max_message_bytes}-byte Kafka message "
+                f"({BROKER_MAX_MESSAGE_BYTES} minus {RECORD_OVERHEAD_BYTES} for key, "
+                "headers and framing)"
+            )
+        for name in ("mailgun_max_age", "sendgrid_max_age", "read_timeout", "delivery_timeout"):
             if getattr(self, name) <= 0:
                 raise IntakeConfigError(f"{name} must be positive")
 
@@ -75,13 +114,26 @@ class IntakeConfig:
             value = environ.get(name, "").strip()
             return value or None
 
-        max_body = get(MAX_BODY_BYTES)
-        try:
-            max_body_bytes = int(max_body) if max_body else DEFAULT_MAX_BODY_BYTES
-        except ValueError:
-            raise IntakeConfigError(f"{MAX_BODY_BYTES}={max_body!r} is not an integer") from None
-        if max_body_bytes <= 0:
-            raise IntakeConfigError(f"{MAX_BODY_BYTES}={max_body!r} must be positive")
+        def number(name: str, default: float, kind: type[int] | type[float]) -> float:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise IntakeConfigError(f"{name}={raw!r} is not a number") from None
+            if not value > 0:  # also refuses nan
+                raise IntakeConfigError(f"{name}={raw!r} must be positive")
+            return value
+
+        broker_max = int(number(BROKER_MAX_MESSAGE_BYTES, DEFAULT_BROKER_MAX_MESSAGE_BYTES, int))
+        if broker_max <= RECORD_OVERHEAD_BYTES:
+            raise IntakeConfigError(
+                f"{BROKER_MAX_MESSAGE_BYTES}={broker_max} leaves no room for a body"
+            )
+        max_body_bytes = int(number(MAX_BODY_BYTES, body_limit(broker_max), int))
+        read_timeout = number(READ_TIMEOUT, DEFAULT_READ_TIMEOUT, float)
+        delivery_timeout = number(DELIVERY_TIMEOUT, DEFAULT_DELIVERY_TIMEOUT, float)
 
         sendgrid_key = get(SENDGRID_PUBLIC_KEY)
         if sendgrid_key is not None:
@@ -112,6 +164,9 @@ class IntakeConfig:
 
         return cls(
             max_body_bytes=max_body_bytes,
+            broker_max_message_bytes=broker_max,
+            read_timeout=read_timeout,
+            delivery_timeout=delivery_timeout,
             mailgun_signing_key=get(MAILGUN_SIGNING_KEY),
             sendgrid_public_key=sendgrid_key,
             sns_certificate_pem=sns_pem,

@@ -8,13 +8,22 @@ on the delivery-notifications topic and returns how many records it wrote. Parsi
 body is not done here: the delivery processor does that, so a body the intake accepted
 is never lost to a parser bug on the request path.
 
-Replies, chosen for what the provider does next:
+Replies, chosen for what the provider does next; every refusal is JSON
+{"error": ..., "reason": ...} and counted in convotrail_intake_refused_total{provider,
+reason} (both label sets closed: "other" for a path that names no provider):
 - 202 {"accepted": n}: delivered.
-- 401 {"error": "unauthorized", "reason": ...}: not authentic (or the provider is not
-  configured here). Whether a provider retries a 4xx differs between providers, so a
-  misconfiguration can lose notifications: alert on convotrail_intake_unauthorized_total.
-- 413: body above max_body_bytes.
-- 503: `deliver` failed (Kafka unavailable...), so the provider retries later.
+- 401 "unauthorized": not authentic (or the provider is not configured here), whatever
+  garbage the request carries. Whether a provider retries a 4xx differs between
+  providers, so a misconfiguration can lose notifications: alert on the counter.
+- 400 / 422 "malformed": authentic, but not what the provider sends (`shape`): a retry
+  would fail the same way, so the provider should not retry.
+- 408 "read-timeout": headers or body not received within read_timeout (slow clients
+  are cut off; aiohttp's keep-alive timer bounds the headers, `_read_bounded` the body).
+- 413 "too-large": body above max_body_bytes (derived from the broker's message size).
+- 404 / 405: no such endpoint or method.
+- 503 "unavailable": the records could not be written (Kafka unavailable...), so the
+  provider retries later. `deliver` has given up on them by then (see
+  records.NotificationPublisher): a 503 is never followed by a late write.
 - 200: an SNS (Un)SubscriptionConfirmation, verified and logged, not delivered.
 Bad input never yields a 5xx.
 
@@ -29,12 +38,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
 
+from connectors.intake import shape
 from connectors.intake.auth import (
+    MALFORMED,
     NOT_CONFIGURED,
+    REASONS,
     SENDGRID_SIGNATURE_HEADER,
     SENDGRID_TIMESTAMP_HEADER,
     SNS_NOTIFICATION,
@@ -51,6 +64,7 @@ from connectors.intake.auth import (
     verify_sns,
 )
 from connectors.intake.config import IntakeConfig
+from connectors.serving import BAD_HTTP, Runner, start_site
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +72,27 @@ Deliver = Callable[[str, bytes], Awaitable[int]]
 Clock = Callable[[], float]  # unix seconds
 
 PROVIDERS = ("ses", "sendgrid", "mailgun", "postmark", "dsn")
-OUTCOMES = ("accepted", "unauthorized", "too-large", "unavailable", "subscription-confirmation")
+OTHER = "other"  # the provider label of a request to no provider's endpoint
+OUTCOMES = (
+    "accepted",
+    "unauthorized",
+    "malformed",
+    "too-large",
+    "timeout",
+    "unavailable",
+    "subscription-confirmation",
+)
+TOO_LARGE = "too-large"
+READ_TIMEOUT = "read-timeout"
+INCOMPLETE_BODY = "incomplete-body"
+# Refusals aiohttp's router or the middleware makes (no provider's code involved).
+_HTTP_REASONS = {404: "not-found", 405: "method-not-allowed", 413: TOO_LARGE}
+REFUSAL_REASONS = (
+    REASONS
+    | shape.REASONS
+    | {TOO_LARGE, READ_TIMEOUT, INCOMPLETE_BODY, BAD_HTTP, "bad-request"}
+    | set(_HTTP_REASONS.values())
+)
 
 REQUESTS = Counter(
     "convotrail_intake_requests_total", "Webhook requests by outcome", ["provider", "outcome"]
@@ -66,12 +100,34 @@ REQUESTS = Counter(
 UNAUTHORIZED = Counter(
     "convotrail_intake_unauthorized_total", "Webhook requests refused", ["provider", "reason"]
 )
+REFUSED = Counter(
+    "convotrail_intake_refused_total",
+    "Requests refused with a 4xx, by provider ('other': no provider's endpoint) and reason",
+    ["provider", "reason"],
+)
 for _provider in PROVIDERS:  # every series visible (at 0) from the start, for rate()
     for _outcome in OUTCOMES:
         REQUESTS.labels(_provider, _outcome)
 
 # RFC 9110: a 401 carries a challenge where a standard scheme applies.
 _CHALLENGES = {"postmark": 'Basic realm="convotrail-intake"', "dsn": "Bearer"}
+
+
+def _refuse(
+    provider: str,
+    status: int,
+    error: str,
+    reason: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> web.Response:
+    """A counted 4xx with a JSON reason. `reason` must come from REFUSAL_REASONS (never
+    from the request): it is a label value."""
+    assert reason in REFUSAL_REASONS, reason
+    REFUSED.labels(provider, reason).inc()
+    return web.json_response(
+        {"error": error, "reason": reason, **extra}, status=status, headers=headers
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,28 +215,83 @@ def create_intake_app(
     }
     # client_max_size also bounds any request.read()/post() a future handler might use;
     # the webhook handlers read through _read_bounded.
-    app = web.Application(client_max_size=config.max_body_bytes)
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[_json_errors])
     for provider, check in checks.items():
-        handler = _webhook_handler(provider, check, deliver, clock, config.max_body_bytes)
+        handler = _webhook_handler(provider, check, deliver, clock, config)
         app.router.add_post(f"/webhooks/{provider}", handler)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
     return app
 
 
+LINGERING_TIME = 1.0
+
+
+def make_runner(config: IntakeConfig, deliver: Deliver, clock: Clock = time.time) -> Runner:
+    """The intake app's runner. aiohttp's keep-alive timer runs from the moment a
+    connection opens until a request's headers are complete, so it is the bound on
+    reading them (a client trickling header bytes is closed when it fires)."""
+    return Runner(
+        create_intake_app(config, deliver, clock),
+        on_bad_http=REFUSED.labels(OTHER, BAD_HTTP).inc,
+        keepalive_timeout=config.read_timeout,
+        # After a refusal of an unread body (408, 413), aiohttp reads and drops the rest
+        # for this long so the client can see the reply: 10 s by default, which would
+        # let a slow client hold the connection well past the read timeout.
+        lingering_time=LINGERING_TIME,
+    )
+
+
+def _provider_of(path: str) -> str:
+    name = path.removeprefix("/webhooks/")
+    return name if path.startswith("/webhooks/") and name in PROVIDERS else OTHER
+
+
+@web.middleware
+async def _json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """aiohttp's own refusals (no such path, wrong method) as counted JSON too."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        provider = _provider_of(request.path)
+        reason = _HTTP_REASONS.get(exc.status, "bad-request")
+        REQUESTS.labels(provider, "malformed").inc()
+        return _refuse(provider, exc.status, exc.reason.lower(), reason, headers=dict(
+            (k, v) for k, v in exc.headers.items() if k.lower() == "allow"
+        ))  # fmt: skip
+
+
 def _webhook_handler(
-    provider: str, check: _Check, deliver: Deliver, clock: Clock, max_body_bytes: int
+    provider: str, check: _Check, deliver: Deliver, clock: Clock, config: IntakeConfig
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    limit = config.max_body_bytes
+
     async def handle(request: web.Request) -> web.StreamResponse:
-        body = await _read_bounded(request, max_body_bytes)
+        try:
+            async with asyncio.timeout(config.read_timeout):
+                body = await _read_bounded(request, limit)
+        except TimeoutError:
+            REQUESTS.labels(provider, "timeout").inc()
+            log.info("intake %s: body not received within %s s", provider, config.read_timeout)
+            # Connection: close, or aiohttp would go on reading the rest of the body.
+            return _refuse(provider, 408, "read-timeout", READ_TIMEOUT,
+                           headers={"Connection": "close"})  # fmt: skip
+        except Exception as exc:  # the client went away, broken chunked framing...
+            REQUESTS.labels(provider, "malformed").inc()
+            log.info("intake %s: body could not be read: %r", provider, exc)
+            return _refuse(provider, 400, "bad-request", INCOMPLETE_BODY,
+                           headers={"Connection": "close"})  # fmt: skip
         if body is None:
             REQUESTS.labels(provider, "too-large").inc()
-            log.info("intake %s: body above %d bytes refused", provider, max_body_bytes)
-            return web.json_response(
-                {"error": "too-large", "max_bytes": max_body_bytes}, status=413
-            )
+            log.info("intake %s: body above %d bytes refused", provider, limit)
+            return _refuse(provider, 413, "too-large", TOO_LARGE, max_bytes=limit,
+                           headers={"Connection": "close"})  # fmt: skip
         try:
-            verified = check(request, body, clock())
+            verified = _authenticate(check, request, body, clock())
         except Unauthorized as refused:
             REQUESTS.labels(provider, "unauthorized").inc()
             UNAUTHORIZED.labels(provider, refused.reason).inc()
@@ -188,26 +299,49 @@ def _webhook_handler(
             level = logging.WARNING if refused.reason == NOT_CONFIGURED else logging.INFO
             log.log(level, "intake %s: refused from %s: %s", provider, request.remote, refused)
             headers = {"WWW-Authenticate": _CHALLENGES[provider]} if provider in _CHALLENGES else {}
-            return web.json_response(
-                {"error": "unauthorized", "reason": refused.reason}, status=401, headers=headers
-            )
+            return _refuse(provider, 401, "unauthorized", refused.reason, headers=headers)
         if verified.confirmation is not None:
             return _confirmation(provider, verified.confirmation)
         try:
+            shape.check(provider, body)
+        except shape.Malformed as malformed:
+            REQUESTS.labels(provider, "malformed").inc()
+            log.warning("intake %s: authentic body refused: %s", provider, malformed)
+            _undo(verified)  # a corrected resend of the same signed block may pass
+            return _refuse(provider, malformed.status, "malformed", malformed.reason,
+                           detail=malformed.detail)  # fmt: skip
+        try:
             accepted = await deliver(provider, body)
-        except Exception:
+        except Exception as exc:
             # The provider retries on 5xx; its retry is the durable queue while Kafka is out.
             REQUESTS.labels(provider, "unavailable").inc()
-            log.exception(
-                "intake %s: delivering %d bytes failed; answered 503", provider, len(body)
+            log.error(
+                "intake %s: delivering %d bytes failed; answered 503: %s", provider, len(body), exc
             )
-            if verified.on_unavailable is not None:
-                verified.on_unavailable()
+            _undo(verified)
             return web.json_response({"error": "unavailable"}, status=503)
         REQUESTS.labels(provider, "accepted").inc()
         return web.json_response({"accepted": accepted}, status=202)
 
     return handle
+
+
+def _authenticate(check: _Check, request: web.Request, body: bytes, now: float) -> _Verified:
+    """`check`, where an exception other than Unauthorized (a verifier bug on input
+    nobody foresaw) is a refusal as well: the request is unauthenticated, so it may not
+    pass, and a 500 would invite the sender to retry it. Logged with its traceback."""
+    try:
+        return check(request, body, now)
+    except Unauthorized:
+        raise
+    except Exception as exc:
+        log.exception("intake: authentication failed unexpectedly; refused as malformed")
+        raise Unauthorized(MALFORMED, type(exc).__name__) from None
+
+
+def _undo(verified: _Verified) -> None:
+    if verified.on_unavailable is not None:
+        verified.on_unavailable()
 
 
 def _confirmation(provider: str, message: dict[str, object]) -> web.StreamResponse:
@@ -253,12 +387,12 @@ async def _healthz(request: web.Request) -> web.StreamResponse:
 async def serve(
     config: IntakeConfig, deliver: Deliver, host: str, port: int, *, clock: Clock = time.time
 ) -> None:
-    """Run the intake on host:port until cancelled, then close it gracefully."""
-    runner = web.AppRunner(create_intake_app(config, deliver, clock))
+    """Run the intake on host:port until cancelled, then close it gracefully.
+    CannotListen (one line) if the port cannot be bound."""
+    runner = make_runner(config, deliver, clock)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
+        await start_site(runner, host, port, "delivery intake")
         log.info("intake listening on %s", ", ".join(map(str, runner.addresses)))
         await asyncio.Event().wait()  # until the task is cancelled
     finally:

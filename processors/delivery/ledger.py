@@ -7,6 +7,10 @@ through message-routes). Rather than dead-letter it at once, the notification is
 longer than the configured time is dead-lettered with reason `unknown-message`:
 never silently dropped, never kept forever.
 
+It also remembers the idempotency keys of the last notifications about the ref
+(`seen`), so a provider's retry of a notification the intake had already written is
+ignored (`remember`).
+
 Pure: no I/O; `now` is passed in. The codec is here too, next to the shape it
 stores.
 """
@@ -28,6 +32,10 @@ from schemas.records import replace
 # A ref with this many notifications waiting is a flood, not a race: further ones go
 # to the DLQ at once instead of growing one table value without bound.
 MAX_WAITING = 100
+# Idempotency keys remembered per ref. A message has a few notifications (sent,
+# delivered or bounced, opened...), and a retry follows its original within minutes to
+# hours, with few others about the same message in between.
+MAX_SEEN = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +51,22 @@ class Waiting:
 class Ledger:
     route: m.MessageRoute | None = None
     waiting: tuple[Waiting, ...] = ()
+    seen: tuple[str, ...] = ()  # idempotency keys, oldest first, at most MAX_SEEN
+
+
+def remember(ledger: Ledger | None, key: str) -> tuple[Ledger, bool]:
+    """Note a notification's idempotency key; False if it was seen already (a retry)."""
+    ledger = ledger or Ledger()
+    if key in ledger.seen:
+        return ledger, False
+    return replace(ledger, seen=(*ledger.seen, key)[-MAX_SEEN:]), True
 
 
 def learn(ledger: Ledger | None, route: m.MessageRoute) -> tuple[Ledger, tuple[Waiting, ...]]:
     """Record the route; everything that waited for it is released, in arrival order."""
     released = ledger.waiting if ledger is not None else ()
-    return Ledger(route=route, waiting=()), released
+    seen = ledger.seen if ledger is not None else ()
+    return Ledger(route=route, waiting=(), seen=seen), released
 
 
 def park(ledger: Ledger | None, waiting: Waiting) -> tuple[Ledger, bool]:
@@ -83,7 +101,7 @@ def _dt(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, UTC)
 
 
-LEDGER_FORMAT = 2
+LEDGER_FORMAT = 3  # 2 plus the seen keys; format 2 is still read
 
 
 @cache
@@ -92,7 +110,8 @@ def _route_codec() -> compiled.CompiledCodec:
 
 
 def encode_ledger(ledger: Ledger) -> bytes:
-    """Format 2 (processors/framing.py); `decode_ledger` also reads format 1, JSON."""
+    """Format 3 (processors/framing.py); `decode_ledger` also reads format 2 and
+    format 1, JSON."""
     out = Writer(LEDGER_FORMAT)
     if ledger.route is None:
         out.varint(0)
@@ -106,13 +125,14 @@ def encode_ledger(ledger: Ledger) -> bytes:
         out.optional_ms(w.received_at)
         out.optional_ms(w.parked_at)
         out.string(w.source)
+    out.strings(ledger.seen)
     return out.bytes()
 
 
 def decode_ledger(data: bytes) -> Ledger:
     if data[:1] == b"{":
         return _decode_ledger_json(data)
-    if not data or data[0] != LEDGER_FORMAT:
+    if not data or data[0] not in (2, LEDGER_FORMAT):
         raise ValueError(f"unknown ledger format {data[:1]!r}")
     read = Reader(data)
     route = read.record(_route_codec()) if read.varint() else None
@@ -122,7 +142,8 @@ def decode_ledger(data: bytes) -> Ledger:
         received_at, parked_at = read.optional_ms(), read.optional_ms()
         assert received_at is not None and parked_at is not None
         waiting.append(Waiting(provider, body, received_at, parked_at, read.string()))
-    return Ledger(route=route, waiting=tuple(waiting))
+    seen = read.strings() if data[0] == LEDGER_FORMAT else ()
+    return Ledger(route=route, waiting=tuple(waiting), seen=seen)
 
 
 def encode_ledger_json(ledger: Ledger) -> bytes:

@@ -235,6 +235,15 @@ def on_notification(task: Task[BounceApp], record: Record) -> None:
     key = record.key()
     store = task.store(LEDGER)
     current = store.get(key) if key is not None else None
+    idempotency_key = header(record, h.IDEMPOTENCY_KEY)
+    if key is not None and idempotency_key:
+        # A provider's retry of a notification the intake had already written (its
+        # reply was lost): the facts it yields were emitted or are waiting already.
+        current, first = ledger.remember(current, idempotency_key.decode(errors="replace"))
+        if not first:
+            labelled(NOTIFICATIONS, provider, "duplicate").inc()
+            return
+        store.put(key, current)
     _kind, stamp = record.timestamp()
     now = _now(task)
     received_at = datetime.fromtimestamp(stamp / 1000, UTC) if stamp > 0 else now

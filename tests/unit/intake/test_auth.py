@@ -521,7 +521,9 @@ def test_config_from_env(tmp_path: Path, certificate: x509.Certificate) -> None:
 
 def test_config_defaults_refuse_every_provider() -> None:
     config = IntakeConfig.from_env({})
-    assert config.max_body_bytes == 1024 * 1024
+    # 1 MiB (Kafka's default max message) less 16 KiB for key, headers and framing.
+    assert config.max_body_bytes == 1024 * 1024 - 16 * 1024 == 1_032_192
+    assert (config.read_timeout, config.delivery_timeout) == (10.0, 8.0)
     assert config.mailgun_max_age == config.sendgrid_max_age == 300
     assert set(config.unconfigured()) == {"ses", "sendgrid", "mailgun", "postmark", "dsn"}
 
@@ -531,6 +533,18 @@ def test_config_defaults_refuse_every_provider() -> None:
     [
         ({"CONVOTRAIL_INTAKE_MAX_BODY_BYTES": "1MiB"}, "CONVOTRAIL_INTAKE_MAX_BODY_BYTES"),
         ({"CONVOTRAIL_INTAKE_MAX_BODY_BYTES": "0"}, "CONVOTRAIL_INTAKE_MAX_BODY_BYTES"),
+        # Above what fits a Kafka message: Kafka would refuse the record (503 forever).
+        ({"CONVOTRAIL_INTAKE_MAX_BODY_BYTES": "1048576"}, "CONVOTRAIL_INTAKE_MAX_BODY_BYTES"),
+        (
+            {
+                "CONVOTRAIL_KAFKA_MAX_MESSAGE_BYTES": "65536",
+                "CONVOTRAIL_INTAKE_MAX_BODY_BYTES": "60000",
+            },
+            "CONVOTRAIL_INTAKE_MAX_BODY_BYTES",
+        ),
+        ({"CONVOTRAIL_KAFKA_MAX_MESSAGE_BYTES": "1000"}, "CONVOTRAIL_KAFKA_MAX_MESSAGE_BYTES"),
+        ({"CONVOTRAIL_INTAKE_READ_TIMEOUT": "nan"}, "CONVOTRAIL_INTAKE_READ_TIMEOUT"),
+        ({"CONVOTRAIL_INTAKE_DELIVERY_TIMEOUT": "-1"}, "CONVOTRAIL_INTAKE_DELIVERY_TIMEOUT"),
         ({"CONVOTRAIL_SENDGRID_PUBLIC_KEY": "bm9wZQ=="}, "CONVOTRAIL_SENDGRID_PUBLIC_KEY"),
         ({"CONVOTRAIL_SNS_CERTIFICATE": "/nonexistent/sns.pem"}, "CONVOTRAIL_SNS_CERTIFICATE"),
         ({"CONVOTRAIL_SNS_TOPIC_ARNS": "my-topic"}, "CONVOTRAIL_SNS_TOPIC_ARNS"),

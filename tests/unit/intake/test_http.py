@@ -302,7 +302,11 @@ def test_body_declared_too_large_is_refused_unread() -> None:
     big = replace(request, body=request.body + b"x" * CONFIG.max_body_bytes)
     [reply] = post_all(make_app(deliver), big)
     assert reply.status == 413
-    assert reply.json() == {"error": "too-large", "max_bytes": CONFIG.max_body_bytes}
+    assert reply.json() == {
+        "error": "too-large",
+        "reason": "too-large",
+        "max_bytes": CONFIG.max_body_bytes,
+    }
     assert deliver.calls == []
     assert requests_total("dsn", "too-large") == before + 1
 
