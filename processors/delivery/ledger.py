@@ -1,4 +1,10 @@
-"""The bounce processor's memory per message ref: its route and what waits for it.
+"""The bounce processor's memory per message ref: its routes and what waits for it.
+
+A ref is a provider's name for a message, and message ids are unique per account
+only: two accounts may use one ref (platform message ids), so the ledger keeps one
+route per account, and `route_for` refuses to pick between owners when the
+notification does not say its account (`Ambiguous`). Globally unique refs (RFC 5322
+Message-IDs, provider ids) normally have one owner.
 
 A notification can arrive before the event that introduces its message (the
 platform publishes the message event late, or the route is still on its way
@@ -20,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
+from processors.delivery.notification import ACCOUNT_ID_ARG
 from processors.framing import Reader, Writer
 from schemas import compiled, contract
 from schemas import model as m
@@ -41,14 +48,41 @@ class Waiting:
 
 @dataclass(frozen=True, slots=True)
 class Ledger:
-    route: m.MessageRoute | None = None
+    routes: tuple[m.MessageRoute, ...] = ()  # at most one per account, in learning order
     waiting: tuple[Waiting, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Ambiguous:
+    """Several accounts own the ref and the notification names none of them."""
+
+    accounts: tuple[str, ...]
+
+    def message(self, ref: str) -> str:
+        return (
+            f"message ref {ref!r} is used by accounts {', '.join(self.accounts)} and the "
+            f"notification does not say which (no {ACCOUNT_ID_ARG!r})"
+        )
+
+
+def route_for(ledger: Ledger | None, account_id: str | None) -> m.MessageRoute | Ambiguous | None:
+    """The route a notification follows: its account's when it names one, else the only
+    owner's; None when there is none yet (the notification waits)."""
+    routes = ledger.routes if ledger is not None else ()
+    if account_id is not None:
+        return next((r for r in routes if r.account_id == account_id), None)
+    if len(routes) > 1:
+        return Ambiguous(tuple(r.account_id for r in routes))
+    return routes[0] if routes else None
+
+
 def learn(ledger: Ledger | None, route: m.MessageRoute) -> tuple[Ledger, tuple[Waiting, ...]]:
-    """Record the route; everything that waited for it is released, in arrival order."""
+    """Record the route (replacing its account's earlier one); everything that waited is
+    released, in arrival order, for the caller to route again (`route_for`) or re-park."""
+    routes = ledger.routes if ledger is not None else ()
+    kept = tuple(r for r in routes if r.account_id != route.account_id)
     released = ledger.waiting if ledger is not None else ()
-    return Ledger(route=route, waiting=()), released
+    return Ledger(routes=(*kept, route), waiting=()), released
 
 
 def park(ledger: Ledger | None, waiting: Waiting) -> tuple[Ledger, bool]:
@@ -83,7 +117,7 @@ def _dt(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, UTC)
 
 
-LEDGER_FORMAT = 2
+LEDGER_FORMAT = 3  # routes per account; 2 (one route) and 1 (JSON) are still read
 
 
 @cache
@@ -92,13 +126,11 @@ def _route_codec() -> compiled.CompiledCodec:
 
 
 def encode_ledger(ledger: Ledger) -> bytes:
-    """Format 2 (processors/framing.py); `decode_ledger` also reads format 1, JSON."""
+    """Format 3 (processors/framing.py); `decode_ledger` also reads formats 2 and 1."""
     out = Writer(LEDGER_FORMAT)
-    if ledger.route is None:
-        out.varint(0)
-    else:
-        out.varint(1)
-        out.record(_route_codec(), ledger.route)
+    out.varint(len(ledger.routes))
+    for route in ledger.routes:
+        out.record(_route_codec(), route)
     out.varint(len(ledger.waiting))
     for w in ledger.waiting:
         out.string(w.provider)
@@ -112,22 +144,23 @@ def encode_ledger(ledger: Ledger) -> bytes:
 def decode_ledger(data: bytes) -> Ledger:
     if data[:1] == b"{":
         return _decode_ledger_json(data)
-    if not data or data[0] != LEDGER_FORMAT:
+    if not data or data[0] not in (2, LEDGER_FORMAT):
         raise ValueError(f"unknown ledger format {data[:1]!r}")
     read = Reader(data)
-    route = read.record(_route_codec()) if read.varint() else None
+    # Format 2 wrote 0 or 1 then the route; format 3 the count then the routes.
+    routes = tuple(read.record(_route_codec()) for _ in range(read.varint()))
     waiting = []
     for _ in range(read.varint()):
         provider, body = read.string(), read.raw()
         received_at, parked_at = read.optional_ms(), read.optional_ms()
         assert received_at is not None and parked_at is not None
         waiting.append(Waiting(provider, body, received_at, parked_at, read.string()))
-    return Ledger(route=route, waiting=tuple(waiting))
+    return Ledger(routes=routes, waiting=tuple(waiting))
 
 
 def encode_ledger_json(ledger: Ledger) -> bytes:
     """Format 1, as the first versions wrote it (tests of the upgrade path)."""
-    route = ledger.route.to_avro() if ledger.route is not None else None
+    route = ledger.routes[0].to_avro() if ledger.routes else None
     waiting = [
         {
             "provider": w.provider,
@@ -154,4 +187,4 @@ def _decode_ledger_json(data: bytes) -> Ledger:
         )
         for w in raw["waiting"]
     )
-    return Ledger(route=route, waiting=waiting)
+    return Ledger(routes=() if route is None else (route,), waiting=waiting)
