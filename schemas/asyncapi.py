@@ -136,7 +136,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
     return {
         names.conversation_events: _Topic(
             "conversationEvents",
-            "conversation_id",
+            "account_id|conversation_id (schemas/keys.py: `|` joins the parts, account first)",
             _Message(
                 "ConversationEvent",
                 "Conversation event",
@@ -149,7 +149,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.delivery_notifications: _Topic(
             "deliveryNotifications",
-            "message_id",
+            "first message ref the provider names (no account: providers rarely say it)",
             _Message(
                 "DeliveryNotification",
                 "Delivery notification",
@@ -166,7 +166,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.conversation_state: _Topic(
             "conversationState",
-            "conversation_id",
+            "account_id|conversation_id (schemas/keys.py: `|` joins the parts, account first)",
             _Message(
                 "ConversationState",
                 "Conversation state",
@@ -179,7 +179,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.conversation_timeline: _Topic(
             "conversationTimeline",
-            "conversation_id",
+            "account_id|conversation_id (schemas/keys.py: `|` joins the parts, account first)",
             _Message(
                 "TimelineEntry",
                 "Timeline entry",
@@ -192,8 +192,8 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.read_receipts: _Topic(
             "readReceipts",
-            "message_id/viewer_kind/viewer_id (one record per message and viewer survives "
-            "compaction)",
+            "account_id|message_id|viewer_kind|viewer_id (one record per message and viewer "
+            "survives compaction)",
             _Message(
                 "ReadReceipt",
                 "Read receipt",
@@ -206,7 +206,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.delivery_status: _Topic(
             "deliveryStatus",
-            "message_id/recipient",
+            "account_id|message_id|recipient (the recipient last: it may hold any character)",
             _Message(
                 "DeliveryStatus",
                 "Delivery status",
@@ -219,7 +219,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.suppressed_recipients: _Topic(
             "suppressedRecipients",
-            "account_id/recipient",
+            "account_id|recipient (the recipient last: it may hold any character)",
             _Message(
                 "SuppressedRecipient",
                 "Suppressed recipient",
@@ -232,7 +232,8 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.message_routes: _Topic(
             "messageRoutes",
-            "message_ref",
+            "message_ref (no account: it must meet the notifications of that ref on one "
+            "partition; the processor keeps one route per account under it)",
             _Message(
                 "MessageRoute",
                 "Message route",
@@ -245,7 +246,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.delivery_facts: _Topic(
             "deliveryFacts",
-            "account_id/recipient",
+            "account_id|recipient (the recipient last: it may hold any character)",
             _Message(
                 "DeliveryFact",
                 "Delivery fact",
@@ -258,7 +259,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.conversation_events_dlq: _Topic(
             "conversationEventsDlq",
-            "conversation_id",
+            "account_id|conversation_id (schemas/keys.py: `|` joins the parts, account first)",
             _Message(
                 "RefusedConversationEvent",
                 "Refused conversation event",
@@ -276,7 +277,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.delivery_notifications_dlq: _Topic(
             "deliveryNotificationsDlq",
-            "message_id",
+            "first message ref the provider names (no account: providers rarely say it)",
             _Message(
                 "RefusedDeliveryNotification",
                 "Refused delivery notification",
@@ -291,7 +292,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.conversation_timeline_dlq: _Topic(
             "conversationTimelineDlq",
-            "conversation_id",
+            "account_id|conversation_id (schemas/keys.py: `|` joins the parts, account first)",
             _Message(
                 "RefusedTimelineEntry",
                 "Refused timeline entry",
@@ -306,7 +307,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.conversation_state_dlq: _Topic(
             "conversationStateDlq",
-            "conversation_id",
+            "account_id|conversation_id (schemas/keys.py: `|` joins the parts, account first)",
             _Message(
                 "RefusedConversationState",
                 "Refused conversation state",
@@ -321,7 +322,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.read_receipts_dlq: _Topic(
             "readReceiptsDlq",
-            "message_id/viewer_kind/viewer_id",
+            "account_id|message_id|viewer_kind|viewer_id",
             _Message(
                 "RefusedReadReceipt",
                 "Refused read receipt",
@@ -336,7 +337,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.delivery_status_dlq: _Topic(
             "deliveryStatusDlq",
-            "message_id/recipient",
+            "account_id|message_id|recipient (the recipient last: it may hold any character)",
             _Message(
                 "RefusedDeliveryStatus",
                 "Refused delivery status",
