@@ -169,7 +169,8 @@ def test_two_accounts_reusing_every_id_each_see_exactly_their_own(
             return {(x.account_id, x.view_count) for x in
                     (decode_receipt(r.value() or b"") for r in found)}  # fmt: skip
 
-        wait_until(lambda: receipt_views() >= {("acct-a", 2), ("acct-b", 1)}, timeout=90, interval=1,
+        wanted = {("acct-a", 2), ("acct-b", 1)}
+        wait_until(lambda: receipt_views() >= wanted, timeout=90, interval=1,
                    what="both accounts' receipts")  # fmt: skip
         dead = consume(topics, names.delivery_notifications_dlq, 1, timeout=60)
 
