@@ -86,9 +86,21 @@ def coalesce_states(changes: Iterable[StateChange]) -> list[StateWrite]:
     """
     writes: dict[tuple[str | None, str], StateWrite] = {}
     for change in changes:
-        key = (change.account_id, change.conversation_id)
-        writes[key] = fold_state(writes.get(key), change)
+        fold_into(writes, change)
     return list(writes.values())
+
+
+def fold_into(writes: dict[tuple[str | None, str], StateWrite], change: StateChange) -> None:
+    """Fold one change into the pending writes, keyed by (account, conversation).
+
+    A tombstone keyed the old way (account None) deletes the conversation in every
+    account, before any upsert of the batch: the snapshots it follows go with it.
+    """
+    if isinstance(change, Tombstone) and change.account_id is None:
+        for key in [k for k in writes if k[1] == change.conversation_id and k[0] is not None]:
+            del writes[key]
+    key = (change.account_id, change.conversation_id)
+    writes[key] = fold_state(writes.get(key), change)
 
 
 # Delivery states by how far they got; the store applies the same order in SQL.
@@ -183,8 +195,7 @@ class SinkBatch:
         self.skipped += 1
 
     def _fold(self, change: StateChange) -> None:
-        key = (change.account_id, change.conversation_id)
-        self._states[key] = fold_state(self._states.get(key), change)
+        fold_into(self._states, change)
 
     @property
     def timeline_entries(self) -> list[TimelineEntry]:

@@ -131,3 +131,12 @@ def test_accounts_that_reuse_ids_keep_their_own_rows() -> None:
 def test_a_tombstone_key_names_its_account_or_is_the_old_bare_id() -> None:
     assert Tombstone.of_key("acc/1|cnv-1") == Tombstone("acc/1", "cnv-1")
     assert Tombstone.of_key("cnv-1") == Tombstone(None, "cnv-1")
+
+
+def test_a_tombstone_keyed_the_old_way_deletes_the_snapshots_before_it_in_any_account() -> None:
+    before = conversation_state("cnv-9", 1)
+    after = conversation_state("cnv-9", 2, account_id="acc-2")
+    assert coalesce_states([before, Tombstone.of_key("cnv-9"), after]) == [
+        StateWrite(None, "cnv-9", delete_first=True),
+        StateWrite("acc-2", "cnv-9", state=after),
+    ]
