@@ -532,17 +532,30 @@ def delivery_serve(host: str, port: int, verbose: bool) -> None:
             asyncio.run(serve(config, publisher.deliver, host, port))
 
 
+# Ids are unique per account only: without --account a lookup answers when the id
+# exists in exactly one account, and refuses in one line naming the accounts otherwise.
+_ACCOUNT = click.option(
+    "--account", "account_id", default=None,
+    help="The account the id belongs to (needed when several accounts use it).",
+)  # fmt: skip
+
+
 @delivery.command("status")
 @click.argument("message_id")
 @_DATABASE_URL
+@_ACCOUNT
 @click.option("--json", "as_json", is_flag=True, help="The DeliveryStatus records as JSON.")
 @_one_line_errors
-def delivery_status(message_id: str, database_url: str | None, as_json: bool) -> None:
+def delivery_status(
+    message_id: str, database_url: str | None, account_id: str | None, as_json: bool
+) -> None:
     """Print a message's delivery status per recipient from the sink database."""
     from connectors.sink.query import load_delivery, render_delivery_text, render_records_json
 
     settings = _settings()
-    statuses = load_delivery(_database_url(settings, database_url), message_id)
+    statuses = load_delivery(
+        _database_url(settings, database_url), message_id, account_id=account_id
+    )
     click.echo(render_records_json(statuses) if as_json else render_delivery_text(statuses))
 
 
@@ -599,7 +612,7 @@ def sink(
 @main.command()
 @click.argument("conversation_id")
 @_DATABASE_URL
-@click.option("--account", "account_id", default=None, help="Only within this account.")
+@_ACCOUNT
 @click.option("--json", "as_json", is_flag=True, help="The entries as a JSON array.")
 @_one_line_errors
 def timeline(
@@ -618,28 +631,36 @@ def timeline(
 @main.command()
 @click.argument("conversation_id")
 @_DATABASE_URL
+@_ACCOUNT
 @click.option("--json", "as_json", is_flag=True, help="The whole ConversationState as JSON.")
 @_one_line_errors
-def state(conversation_id: str, database_url: str | None, as_json: bool) -> None:
+def state(
+    conversation_id: str, database_url: str | None, account_id: str | None, as_json: bool
+) -> None:
     """Print a conversation's latest state from the sink database."""
     from connectors.sink.query import load_state, render_state_json, render_state_text
 
     settings = _settings()
-    found = load_state(_database_url(settings, database_url), conversation_id)
+    found = load_state(
+        _database_url(settings, database_url), conversation_id, account_id=account_id
+    )
     click.echo(render_state_json(found) if as_json else render_state_text(found))
 
 
 @main.command()
 @click.argument("message_id")
 @_DATABASE_URL
+@_ACCOUNT
 @click.option("--json", "as_json", is_flag=True, help="The ReadReceipt records as JSON.")
 @_one_line_errors
-def receipts(message_id: str, database_url: str | None, as_json: bool) -> None:
+def receipts(
+    message_id: str, database_url: str | None, account_id: str | None, as_json: bool
+) -> None:
     """Print who viewed a message and when (the 'Viewed' indicator) from the sink database."""
     from connectors.sink.query import load_receipts, render_receipts_text, render_records_json
 
     settings = _settings()
-    found = load_receipts(_database_url(settings, database_url), message_id)
+    found = load_receipts(_database_url(settings, database_url), message_id, account_id=account_id)
     click.echo(render_records_json(found) if as_json else render_receipts_text(found))
 
 

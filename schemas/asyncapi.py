@@ -147,7 +147,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
     return {
         names.conversation_events: _Topic(
             "conversationEvents",
-            "conversation_id",
+            "account_id|conversation_id (schemas/keys.py: `|` joins the parts, account first)",
             _Message(
                 "ConversationEvent",
                 "Conversation event",
@@ -160,7 +160,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.delivery_notifications: _Topic(
             "deliveryNotifications",
-            "message_id",
+            "first message ref the provider names (no account: providers rarely say it)",
             _Message(
                 "DeliveryNotification",
                 "Delivery notification",
@@ -177,7 +177,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.conversation_state: _Topic(
             "conversationState",
-            "conversation_id",
+            "account_id|conversation_id (schemas/keys.py: `|` joins the parts, account first)",
             _Message(
                 "ConversationState",
                 "Conversation state",
@@ -190,7 +190,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.conversation_timeline: _Topic(
             "conversationTimeline",
-            "conversation_id",
+            "account_id|conversation_id (schemas/keys.py: `|` joins the parts, account first)",
             _Message(
                 "TimelineEntry",
                 "Timeline entry",
@@ -203,8 +203,8 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.read_receipts: _Topic(
             "readReceipts",
-            "message_id/viewer_kind/viewer_id (one record per message and viewer survives "
-            "compaction)",
+            "account_id|message_id|viewer_kind|viewer_id (one record per message and viewer "
+            "survives compaction)",
             _Message(
                 "ReadReceipt",
                 "Read receipt",
@@ -217,7 +217,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.delivery_status: _Topic(
             "deliveryStatus",
-            "message_id/recipient",
+            "account_id|message_id|recipient (the recipient last: it may hold any character)",
             _Message(
                 "DeliveryStatus",
                 "Delivery status",
@@ -230,7 +230,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.suppressed_recipients: _Topic(
             "suppressedRecipients",
-            "account_id/recipient",
+            "account_id|recipient (the recipient last: it may hold any character)",
             _Message(
                 "SuppressedRecipient",
                 "Suppressed recipient",
@@ -243,7 +243,8 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.message_routes: _Topic(
             "messageRoutes",
-            "message_ref",
+            "message_ref (no account: it must meet the notifications of that ref on one "
+            "partition; the processor keeps one route per account under it)",
             _Message(
                 "MessageRoute",
                 "Message route",
@@ -256,7 +257,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.delivery_facts: _Topic(
             "deliveryFacts",
-            "account_id/recipient",
+            "account_id|recipient (the recipient last: it may hold any character)",
             _Message(
                 "DeliveryFact",
                 "Delivery fact",
@@ -269,7 +270,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.conversation_events_dlq: _Topic(
             "conversationEventsDlq",
-            "conversation_id",
+            "account_id|conversation_id (schemas/keys.py: `|` joins the parts, account first)",
             _Message(
                 "RefusedConversationEvent",
                 "Refused conversation event",
@@ -287,7 +288,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.delivery_notifications_dlq: _Topic(
             "deliveryNotificationsDlq",
-            "message_id",
+            "first message ref the provider names (no account: providers rarely say it)",
             _Message(
                 "RefusedDeliveryNotification",
                 "Refused delivery notification",
@@ -302,7 +303,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.conversation_timeline_dlq: _Topic(
             "conversationTimelineDlq",
-            "conversation_id",
+            "account_id|conversation_id (schemas/keys.py: `|` joins the parts, account first)",
             _Message(
                 "RefusedTimelineEntry",
                 "Refused timeline entry",
@@ -317,7 +318,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.conversation_state_dlq: _Topic(
             "conversationStateDlq",
-            "conversation_id",
+            "account_id|conversation_id (schemas/keys.py: `|` joins the parts, account first)",
             _Message(
                 "RefusedConversationState",
                 "Refused conversation state",
@@ -332,7 +333,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.read_receipts_dlq: _Topic(
             "readReceiptsDlq",
-            "message_id/viewer_kind/viewer_id",
+            "account_id|message_id|viewer_kind|viewer_id",
             _Message(
                 "RefusedReadReceipt",
                 "Refused read receipt",
@@ -347,7 +348,7 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.delivery_status_dlq: _Topic(
             "deliveryStatusDlq",
-            "message_id/recipient",
+            "account_id|message_id|recipient (the recipient last: it may hold any character)",
             _Message(
                 "RefusedDeliveryStatus",
                 "Refused delivery status",

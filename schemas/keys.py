@@ -2,20 +2,53 @@
 
 A key decides a record's partition (murmur2 of its bytes), so it is part of each
 topic's contract (docs/asyncapi.yaml): every producer, processor and sink that
-needs one calls these functions. Conversations are keyed by conversation_id;
-messages' receipts and statuses by message plus viewer or recipient (keyed by
-message alone, compaction would keep one viewer per message); recipients by
-account and address.
+needs one calls these functions.
+
+Every identity is scoped by account (ids are unique per account only, see
+docs/events.md): a key is its components joined by `|`, account first. Ids match
+schemas/validation.py's ID_PATTERN, which has no `|` (it does allow `/`, so the
+keys before this version, `msg-1/CUSTOMER/cus-9`, were ambiguous), so no two
+distinct component tuples give equal keys; only the LAST component may be free
+text (an email address, a provider's message ref), because everything after the
+last separator belongs to it.
+
+| key | components | topics and stores |
+|---|---|---|
+| `conversation` | account, conversation_id | conversation-events, -state, -timeline, memory |
+| `read_receipt` | account, message_id, viewer kind, viewer_id | read-receipts |
+| `delivery_status` | account, message_id, recipient | delivery-status |
+| `message_track` | account, message_id | the receipts processor's store |
+| `recipient` | account, address | delivery-facts, suppressed-recipients, recipient health |
+| `message_ref` | ref | delivery-notifications, message-routes, the delivery ledger |
+
+`message_ref` alone has no account: a provider's notification names its message
+by a ref and usually cannot say the account, and the route must meet it on the
+partition of that ref. The ledger stores one route per account under the ref
+(processors/delivery/ledger.py) and refuses to guess between owners.
+
+`legacy_*` give the keys of the versions before account scoping, to read state
+those versions wrote (docs/ARCHITECTURE.md, "Account scoping and the upgrade").
 """
 
 from __future__ import annotations
 
 from schemas import model as m
 
+SEPARATOR = "|"
+
+
+def _join(*parts: str) -> bytes:
+    return SEPARATOR.join(parts).encode()
+
+
+def split(key: bytes, parts: int) -> tuple[str, ...]:
+    """The components of a key made here (the last one may hold anything)."""
+    return tuple(key.decode().split(SEPARATOR, parts - 1))
+
 
 def conversation(account_id: str, conversation_id: str) -> bytes:
     """conversation-events, -state, -timeline, and the conversation memory store."""
-    return conversation_id.encode()
+    return _join(account_id, conversation_id)
 
 
 def of_event(event: m.ConversationEvent) -> bytes:
@@ -23,26 +56,43 @@ def of_event(event: m.ConversationEvent) -> bytes:
 
 
 def read_receipt(receipt: m.ReadReceipt) -> bytes:
-    return f"{receipt.message_id}/{receipt.viewer_kind.value}/{receipt.viewer_id}".encode()
+    return _join(
+        receipt.account_id, receipt.message_id, receipt.viewer_kind.value, receipt.viewer_id
+    )
 
 
 def delivery_status(status: m.DeliveryStatus) -> bytes:
-    return f"{status.message_id}/{status.recipient}".encode()
+    return _join(status.account_id, status.message_id, status.recipient)
 
 
-def message_track(message_id: str) -> bytes:
+def message_track(account_id: str, message_id: str) -> bytes:
     """The receipts processor's store key: everything about one message."""
-    return message_id.encode()
+    return _join(account_id, message_id)
 
 
 def recipient(account_id: str, address: str) -> bytes:
     """delivery-facts, suppressed-recipients, and the recipient health store."""
-    return f"{account_id}/{address}".encode()
+    return _join(account_id, address)
 
 
 def message_ref(ref: str) -> bytes:
     """delivery-notifications and message-routes: a provider's name for a message."""
     return ref.encode()
+
+
+def legacy_conversation(conversation_id: str) -> bytes:
+    """The conversation key before account scoping (bare conversation_id)."""
+    return conversation_id.encode()
+
+
+def legacy_message_track(message_id: str) -> bytes:
+    """The receipts store key before account scoping (bare message_id)."""
+    return message_id.encode()
+
+
+def legacy_recipient(account_id: str, address: str) -> bytes:
+    """The recipient key before account scoping was unambiguous (`account/address`)."""
+    return f"{account_id}/{address}".encode()
 
 
 def partition_of(key: bytes, partitions: int) -> int:

@@ -74,14 +74,13 @@ def _not_found(what: str) -> web.HTTPNotFound:
 
 
 def _conversation(store: Store, account: str, conversation: str) -> dict[str, Any] | None:
+    # Every lookup is scoped by the caller's account (ids are unique per account only).
     entries = store.timeline(conversation, account_id=account)
-    state = store.state(conversation)
-    if state is not None and state.account_id != account:
-        state = None
+    state = store.state(conversation, account_id=account)
     if not entries and state is None:
         return None
-    receipts = [r for r in store.conversation_receipts(conversation) if r.account_id == account]
-    statuses = [s for s in store.conversation_deliveries(conversation) if s.account_id == account]
+    receipts = store.conversation_receipts(conversation, account_id=account)
+    statuses = store.conversation_deliveries(conversation, account_id=account)
     return {"state": state, "entries": entries, "receipts": receipts, "statuses": statuses}
 
 
@@ -118,8 +117,8 @@ async def message(request: web.Request) -> web.Response:
     store = request.app[STORE]
 
     def read() -> tuple[list[Any], list[Any]]:
-        receipts = [r for r in store.receipts(message_id) if r.account_id == account]
-        statuses = [s for s in store.delivery(message_id) if s.account_id == account]
+        receipts = store.receipts(message_id, account_id=account)
+        statuses = store.delivery(message_id, account_id=account)
         return receipts, statuses
 
     receipts, statuses = await asyncio.to_thread(read)

@@ -1,9 +1,9 @@
 """The sink's pure core: what one database transaction must write for a run of records.
 
 Records are added in the order they were consumed; the batch keeps
-- the timeline entries, first occurrence of each event_id only (the store ignores
-  an event_id it already has, so "first wins" holds across batches too);
-- one `StateWrite` per conversation: the highest snapshot version seen since the
+- the timeline entries, first occurrence of each (account, event_id) only (the
+  store ignores one it already has, so "first wins" holds across batches too);
+- one `StateWrite` per (account, conversation): the highest snapshot version seen since the
   last tombstone, and whether a tombstone asks to delete the stored row first;
 - the next offset to read per (topic, partition), which the store writes in the
   same transaction, so data and positions can never disagree.
@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from schemas import keys
 from schemas.model import (
     ConversationState,
     DeliveryState,
@@ -35,8 +36,12 @@ class StateWrite:
 
     `delete_first`: a tombstone arrived, so the stored row goes (whatever its
     version); then `state`, if any, is upserted only if newer than what is stored.
+    `account_id` None: a tombstone keyed the way versions before account scoping
+    keyed conversation-state (bare conversation_id), which deletes that
+    conversation_id in every account, as it did then.
     """
 
+    account_id: str | None
     conversation_id: str
     delete_first: bool = False
     state: ConversationState | None = None
@@ -46,7 +51,14 @@ class StateWrite:
 class Tombstone:
     """A null value on the compacted conversation-state topic: the conversation is gone."""
 
+    account_id: str | None  # None: keyed the old way, by conversation_id alone
     conversation_id: str
+
+    @classmethod
+    def of_key(cls, key: str) -> Tombstone:
+        """From the record key: `account|conversation` (schemas/keys.py), or legacy."""
+        account, separator, conversation = key.partition(keys.SEPARATOR)
+        return cls(account, conversation) if separator else cls(None, key)
 
 
 StateChange = ConversationState | Tombstone
@@ -61,12 +73,12 @@ def fold_state(current: StateWrite | None, change: StateChange) -> StateWrite:
     a replayed snapshot never overwrites the one already applied.
     """
     if isinstance(change, Tombstone):
-        return StateWrite(change.conversation_id, delete_first=True, state=None)
+        return StateWrite(change.account_id, change.conversation_id, delete_first=True)
     if current is None:
-        return StateWrite(change.conversation_id, delete_first=False, state=change)
+        return StateWrite(change.account_id, change.conversation_id, state=change)
     if current.state is not None and current.state.version >= change.version:
         return current
-    return StateWrite(change.conversation_id, current.delete_first, change)
+    return StateWrite(change.account_id, change.conversation_id, current.delete_first, change)
 
 
 def coalesce_states(changes: Iterable[StateChange]) -> list[StateWrite]:
@@ -75,10 +87,23 @@ def coalesce_states(changes: Iterable[StateChange]) -> list[StateWrite]:
     PostgreSQL refuses an INSERT ... ON CONFLICT DO UPDATE that touches one row
     twice, and writing only the newest snapshot is also less work.
     """
-    writes: dict[str, StateWrite] = {}
+    writes: dict[tuple[str | None, str], StateWrite] = {}
     for change in changes:
-        writes[change.conversation_id] = fold_state(writes.get(change.conversation_id), change)
+        fold_into(writes, change)
     return list(writes.values())
+
+
+def fold_into(writes: dict[tuple[str | None, str], StateWrite], change: StateChange) -> None:
+    """Fold one change into the pending writes, keyed by (account, conversation).
+
+    A tombstone keyed the old way (account None) deletes the conversation in every
+    account, before any upsert of the batch: the snapshots it follows go with it.
+    """
+    if isinstance(change, Tombstone) and change.account_id is None:
+        for key in [k for k in writes if k[1] == change.conversation_id and k[0] is not None]:
+            del writes[key]
+    key = (change.account_id, change.conversation_id)
+    writes[key] = fold_state(writes.get(key), change)
 
 
 # Delivery states by how far they got; the store applies the same order in SQL.
@@ -105,11 +130,11 @@ class SinkBatch:
 
     def __init__(self, group: str) -> None:
         self.group = group
-        self._timeline: dict[str, TimelineEntry] = {}
-        self._states: dict[str, StateWrite] = {}
+        self._timeline: dict[tuple[str, str], TimelineEntry] = {}
+        self._states: dict[tuple[str | None, str], StateWrite] = {}
         self._next_offsets: dict[TopicPartition, int] = {}
-        self._receipts: dict[tuple[str, str, str], ReadReceipt] = {}
-        self._statuses: dict[tuple[str, str], DeliveryStatus] = {}
+        self._receipts: dict[tuple[str, str, str, str], ReadReceipt] = {}
+        self._statuses: dict[tuple[str, str, str], DeliveryStatus] = {}
         self.records = 0
         self.timeline_records = 0
         self.state_records = 0
@@ -140,15 +165,18 @@ class SinkBatch:
     ) -> None:
         self._advance(topic, partition, offset, entry)
         self.timeline_records += 1
-        self._timeline.setdefault(entry.event_id, entry)
+        self._timeline.setdefault((entry.account_id, entry.event_id), entry)
 
     def add_state(self, state: ConversationState, topic: str, partition: int, offset: int) -> None:
         self._advance(topic, partition, offset, state)
         self.state_records += 1
         self._fold(state)
 
-    def add_tombstone(self, conversation_id: str, topic: str, partition: int, offset: int) -> None:
-        tombstone = Tombstone(conversation_id)
+    def add_tombstone(self, key: str, topic: str, partition: int, offset: int) -> None:
+        """`key`: the tombstone's record key as text (Tombstone.of_key)."""
+        self._add_tombstone(Tombstone.of_key(key), topic, partition, offset)
+
+    def _add_tombstone(self, tombstone: Tombstone, topic: str, partition: int, offset: int) -> None:
         self._advance(topic, partition, offset, tombstone)
         self.tombstones += 1
         self._fold(tombstone)
@@ -157,7 +185,8 @@ class SinkBatch:
         """Keep the furthest receipt per message and viewer (a replayed older one loses)."""
         self._advance(topic, partition, offset, receipt)
         self.receipt_records += 1
-        key = (receipt.message_id, receipt.viewer_kind.value, receipt.viewer_id)
+        key = (receipt.account_id, receipt.message_id, receipt.viewer_kind.value,
+               receipt.viewer_id)  # fmt: skip
         current = self._receipts.get(key)
         if current is None or receipt_progress(receipt) >= receipt_progress(current):
             self._receipts[key] = receipt
@@ -166,7 +195,7 @@ class SinkBatch:
         """Keep the furthest status per message and recipient."""
         self._advance(topic, partition, offset, status)
         self.status_records += 1
-        key = (status.message_id, status.recipient)
+        key = (status.account_id, status.message_id, status.recipient)
         current = self._statuses.get(key)
         if current is None or status_progress(status) >= status_progress(current):
             self._statuses[key] = status
@@ -183,7 +212,7 @@ class SinkBatch:
         elif isinstance(change, ConversationState):
             self.add_state(change, topic, partition, offset)
         elif isinstance(change, Tombstone):
-            self.add_tombstone(change.conversation_id, topic, partition, offset)
+            self._add_tombstone(change, topic, partition, offset)
         elif isinstance(change, ReadReceipt):
             self.add_receipt(change, topic, partition, offset)
         else:
@@ -221,8 +250,7 @@ class SinkBatch:
         return rebuilt
 
     def _fold(self, change: StateChange) -> None:
-        key = change.conversation_id
-        self._states[key] = fold_state(self._states.get(key), change)
+        fold_into(self._states, change)
 
     @property
     def timeline_entries(self) -> list[TimelineEntry]:

@@ -26,6 +26,10 @@ class ConversationNotFound(SinkError):
     """The sink database holds nothing for a conversation the user asked about."""
 
 
+class AmbiguousId(SinkError):
+    """A lookup without an account names an id that several accounts use."""
+
+
 class DeadLetterFailed(SinkError):
     """A refused record could not be written to its DLQ topic, so its offset is not recorded."""
 

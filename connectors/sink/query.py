@@ -41,12 +41,22 @@ def load_timeline(
     return entries
 
 
-def load_state(database_url: str, conversation_id: str) -> ConversationState:
+def _in(account_id: str | None) -> str:
+    return f" in account {account_id}" if account_id else ""
+
+
+def load_state(
+    database_url: str, conversation_id: str, *, account_id: str | None = None
+) -> ConversationState:
+    """Without `account_id`, the conversation must exist in exactly one account
+    (else AmbiguousId, asking for --account)."""
     with store_at(database_url, migrate=False) as store:
-        state = store.state(conversation_id)
+        state = store.state(conversation_id, account_id=account_id)
         where = store.url
     if state is None:
-        raise ConversationNotFound(f"no state for conversation {conversation_id} in {where}")
+        raise ConversationNotFound(
+            f"no state for conversation {conversation_id}{_in(account_id)} in {where}"
+        )
     return state
 
 
@@ -123,21 +133,29 @@ def render_state_text(state: ConversationState) -> str:
 # -- read receipts and delivery status ------------------------------------------------
 
 
-def load_receipts(database_url: str, message_id: str) -> list[ReadReceipt]:
+def load_receipts(
+    database_url: str, message_id: str, *, account_id: str | None = None
+) -> list[ReadReceipt]:
     with store_at(database_url, migrate=False) as store:
-        receipts = store.receipts(message_id)
+        receipts = store.receipts(message_id, account_id=account_id)
         where = store.url
     if not receipts:
-        raise MessageNotFound(f"no read receipts for message {message_id} in {where}")
+        raise MessageNotFound(
+            f"no read receipts for message {message_id}{_in(account_id)} in {where}"
+        )
     return receipts
 
 
-def load_delivery(database_url: str, message_id: str) -> list[DeliveryStatus]:
+def load_delivery(
+    database_url: str, message_id: str, *, account_id: str | None = None
+) -> list[DeliveryStatus]:
     with store_at(database_url, migrate=False) as store:
-        statuses = store.delivery(message_id)
+        statuses = store.delivery(message_id, account_id=account_id)
         where = store.url
     if not statuses:
-        raise MessageNotFound(f"no delivery status for message {message_id} in {where}")
+        raise MessageNotFound(
+            f"no delivery status for message {message_id}{_in(account_id)} in {where}"
+        )
     return statuses
 
 

@@ -45,6 +45,7 @@ from connectors.sink.batch import (
     receipt_progress,
 )
 from connectors.sink.errors import (
+    AmbiguousId,
     DatabaseMisconfigured,
     DatabaseUnavailable,
     SchemaOutOfDate,
@@ -113,9 +114,11 @@ metadata = sa.MetaData(naming_convention={"pk": "pk_%(table_name)s"})
 timeline_entries = sa.Table(
     "timeline_entries",
     metadata,
+    # Ids are unique per account only (docs/events.md): every key starts with it
+    # (revision 0003).
+    sa.Column("account_id", sa.String, primary_key=True),
     sa.Column("event_id", sa.String, primary_key=True),
     sa.Column("conversation_id", sa.String, nullable=False),
-    sa.Column("account_id", sa.String, nullable=False),
     sa.Column("sequence", sa.BigInteger, nullable=False),
     sa.Column("type", sa.String, nullable=False),
     sa.Column("occurred_at", UtcDateTime, nullable=False),
@@ -141,8 +144,8 @@ timeline_entries = sa.Table(
 conversation_states = sa.Table(
     "conversation_states",
     metadata,
+    sa.Column("account_id", sa.String, primary_key=True),
     sa.Column("conversation_id", sa.String, primary_key=True),
-    sa.Column("account_id", sa.String, nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("status", sa.String, nullable=False),
     sa.Column("archived", sa.Boolean, nullable=False),
@@ -167,16 +170,18 @@ conversation_states = sa.Table(
     # this is what `Store.state` rebuilds the record from, so nothing is lost.
     sa.Column("snapshot", sa.Text, nullable=False),
     sa.Index("ix_conversation_states_account_status", "account_id", "status"),
+    # Lookups that know no account (the CLI without --account) find its accounts.
+    sa.Index("ix_conversation_states_conversation", "conversation_id"),
 )
 
 read_receipts = sa.Table(
     "read_receipts",
     metadata,
+    sa.Column("account_id", sa.String, primary_key=True),
     sa.Column("message_id", sa.String, primary_key=True),
     sa.Column("viewer_kind", sa.String, primary_key=True),
     sa.Column("viewer_id", sa.String, primary_key=True),
     sa.Column("conversation_id", sa.String, nullable=False),
-    sa.Column("account_id", sa.String, nullable=False),
     sa.Column("first_viewed_at", UtcDateTime),
     sa.Column("last_viewed_at", UtcDateTime),
     sa.Column("view_count", sa.Integer, nullable=False),
@@ -187,15 +192,16 @@ read_receipts = sa.Table(
     sa.Column("last_event_id", sa.String, nullable=False),
     # The conversation page shows every message's receipts at once.
     sa.Index("ix_read_receipts_conversation", "conversation_id"),
+    sa.Index("ix_read_receipts_message", "message_id"),
 )
 
 delivery_statuses = sa.Table(
     "delivery_statuses",
     metadata,
+    sa.Column("account_id", sa.String, primary_key=True),
     sa.Column("message_id", sa.String, primary_key=True),
     sa.Column("recipient", sa.String, primary_key=True),
     sa.Column("conversation_id", sa.String, nullable=False),
-    sa.Column("account_id", sa.String, nullable=False),
     sa.Column("state", sa.String, nullable=False),
     # SENT 0 < DELIVERED = FAILED = BOUNCED 1 < COMPLAINED 2 (connectors/sink/batch.py).
     sa.Column("state_rank", sa.Integer, nullable=False),
@@ -208,6 +214,7 @@ delivery_statuses = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("last_event_id", sa.String, nullable=False),
     sa.Index("ix_delivery_statuses_conversation", "conversation_id"),
+    sa.Index("ix_delivery_statuses_message", "message_id"),
 )
 
 sink_offsets = sa.Table(
@@ -449,16 +456,18 @@ class Store:
         writes = batch.state_writes
         if entries:
             connection.execute(
-                self._insert(timeline_entries).on_conflict_do_nothing(index_elements=["event_id"]),
+                self._insert(timeline_entries).on_conflict_do_nothing(
+                    index_elements=["account_id", "event_id"]
+                ),
                 [timeline_row(entry) for entry in entries],
             )
-        deletions = [write.conversation_id for write in writes if write.delete_first]
-        if deletions:
-            connection.execute(
-                sa.delete(conversation_states).where(
-                    conversation_states.c.conversation_id.in_(deletions)
-                )
-            )
+        deletions = [write for write in writes if write.delete_first]
+        for write in deletions:
+            table = conversation_states
+            delete = sa.delete(table).where(table.c.conversation_id == write.conversation_id)
+            if write.account_id is not None:  # None: a tombstone keyed the old way
+                delete = delete.where(table.c.account_id == write.account_id)
+            connection.execute(delete)
         self._upsert_states(connection, writes, written_at)
         self._upsert_receipts(connection, batch.receipts)
         self._upsert_statuses(connection, batch.statuses)
@@ -470,7 +479,12 @@ class Store:
         table = read_receipts
         statement = self._insert(table)
         statement = statement.on_conflict_do_update(
-            index_elements=[table.c.message_id, table.c.viewer_kind, table.c.viewer_id],
+            index_elements=[
+                table.c.account_id,
+                table.c.message_id,
+                table.c.viewer_kind,
+                table.c.viewer_id,
+            ],
             set_={c.name: statement.excluded[c.name] for c in table.columns if not c.primary_key},
             # A receipt replayed after a newer one never takes its place.
             where=statement.excluded.progress >= table.c.progress,
@@ -484,7 +498,7 @@ class Store:
         statement = self._insert(table)
         excluded = statement.excluded
         statement = statement.on_conflict_do_update(
-            index_elements=[table.c.message_id, table.c.recipient],
+            index_elements=[table.c.account_id, table.c.message_id, table.c.recipient],
             set_={c.name: excluded[c.name] for c in table.columns if not c.primary_key},
             where=sa.or_(
                 excluded.state_rank > table.c.state_rank,
@@ -505,7 +519,7 @@ class Store:
         statement = self._insert(conversation_states)
         table = conversation_states
         statement = statement.on_conflict_do_update(
-            index_elements=[table.c.conversation_id],
+            index_elements=[table.c.account_id, table.c.conversation_id],
             set_={
                 column.name: statement.excluded[column.name]
                 for column in table.columns
@@ -550,53 +564,96 @@ class Store:
                 (row.topic, row.partition): row.next_offset for row in connection.execute(query)
             }
 
+    # Every lookup is scoped by account (ids are unique per account only). Without an
+    # account (the CLI without --account), the id must exist in exactly one account:
+    # `_account` finds it, or raises AmbiguousId naming the accounts.
+
+    def accounts(self, table: sa.Table, column: str, value: str) -> list[str]:
+        """The accounts that have a row in `table` whose `column` is `value`."""
+        query = (
+            sa.select(table.c.account_id)
+            .where(table.c[column] == value)
+            .distinct()
+            .order_by(table.c.account_id)
+        )
+        with self.engine.connect() as connection:
+            return list(connection.execute(query).scalars())
+
+    def _account(self, account_id: str | None, table: sa.Table, column: str, value: str) -> str:
+        if account_id is not None:
+            return account_id
+        found = self.accounts(table, column, value)
+        if len(found) > 1:
+            raise AmbiguousId(
+                f"{column} {value!r} exists in {len(found)} accounts ({', '.join(found)}): "
+                "say which with --account"
+            )
+        return found[0] if found else ""
+
     def timeline(
         self, conversation_id: str, *, account_id: str | None = None
     ) -> list[TimelineEntry]:
         """A conversation's entries by sequence (event_id breaks ties, for a stable order)."""
         table = timeline_entries
-        query = sa.select(table).where(table.c.conversation_id == conversation_id)
-        if account_id is not None:
-            query = query.where(table.c.account_id == account_id)
+        account = self._account(account_id, table, "conversation_id", conversation_id)
+        query = sa.select(table).where(
+            table.c.account_id == account, table.c.conversation_id == conversation_id
+        )
         query = query.order_by(table.c.sequence, table.c.event_id)
         with self.engine.connect() as connection:
             return [timeline_entry_from_row(row) for row in connection.execute(query)]
 
-    def state(self, conversation_id: str) -> ConversationState | None:
-        query = sa.select(conversation_states.c.snapshot).where(
-            conversation_states.c.conversation_id == conversation_id
+    def state(
+        self, conversation_id: str, *, account_id: str | None = None
+    ) -> ConversationState | None:
+        table = conversation_states
+        account = self._account(account_id, table, "conversation_id", conversation_id)
+        query = sa.select(table.c.snapshot).where(
+            table.c.account_id == account, table.c.conversation_id == conversation_id
         )
         with self.engine.connect() as connection:
             snapshot = connection.execute(query).scalar_one_or_none()
         return None if snapshot is None else state_from_json(snapshot)
 
-    def receipts(self, message_id: str) -> list[ReadReceipt]:
+    def receipts(self, message_id: str, *, account_id: str | None = None) -> list[ReadReceipt]:
         """A message's read receipts, customer first, then teammates by id."""
         table = read_receipts
+        account = self._account(account_id, table, "message_id", message_id)
         query = (
             sa.select(table)
-            .where(table.c.message_id == message_id)
+            .where(table.c.account_id == account, table.c.message_id == message_id)
             .order_by(table.c.viewer_kind, table.c.viewer_id)
         )
         with self.engine.connect() as connection:
             return [receipt_from_row(row) for row in connection.execute(query)]
 
-    def delivery(self, message_id: str) -> list[DeliveryStatus]:
+    def delivery(self, message_id: str, *, account_id: str | None = None) -> list[DeliveryStatus]:
         """A message's delivery status per recipient."""
         table = delivery_statuses
-        query = sa.select(table).where(table.c.message_id == message_id).order_by(table.c.recipient)
+        account = self._account(account_id, table, "message_id", message_id)
+        query = (
+            sa.select(table)
+            .where(table.c.account_id == account, table.c.message_id == message_id)
+            .order_by(table.c.recipient)
+        )
         with self.engine.connect() as connection:
             return [status_from_row(row) for row in connection.execute(query)]
 
-    def conversation_receipts(self, conversation_id: str) -> list[ReadReceipt]:
+    def conversation_receipts(self, conversation_id: str, *, account_id: str) -> list[ReadReceipt]:
         table = read_receipts
-        query = sa.select(table).where(table.c.conversation_id == conversation_id)
+        query = sa.select(table).where(
+            table.c.account_id == account_id, table.c.conversation_id == conversation_id
+        )
         with self.engine.connect() as connection:
             return [receipt_from_row(row) for row in connection.execute(query)]
 
-    def conversation_deliveries(self, conversation_id: str) -> list[DeliveryStatus]:
+    def conversation_deliveries(
+        self, conversation_id: str, *, account_id: str
+    ) -> list[DeliveryStatus]:
         table = delivery_statuses
-        query = sa.select(table).where(table.c.conversation_id == conversation_id)
+        query = sa.select(table).where(
+            table.c.account_id == account_id, table.c.conversation_id == conversation_id
+        )
         with self.engine.connect() as connection:
             return [status_from_row(row) for row in connection.execute(query)]
 

@@ -16,6 +16,7 @@ import hashlib
 from datetime import datetime
 
 from processors.delivery.notification import Notification, NotificationKind
+from schemas import keys
 from schemas import model as m
 
 ACTOR_ID = "convotrail-bounces"
@@ -102,7 +103,6 @@ def to_fact(
     )
 
 
-def recipient_key(event: m.ConversationEvent) -> str:
+def recipient_key(event: m.ConversationEvent) -> bytes:
     """delivery-facts key: suppression and escalation are per account and recipient."""
-    recipient = getattr(event.payload, "recipient", "")
-    return f"{event.account_id}/{recipient}"
+    return keys.recipient(event.account_id, getattr(event.payload, "recipient", ""))

@@ -1,4 +1,14 @@
-"""The bounce processor's memory per message ref: its route and what waits for it.
+"""The bounce processor's memory per message ref: its routes and what waits for it.
+
+A ref is a provider's name for a message, and message ids are unique per account
+only: two accounts may use one ref (platform message ids), so the ledger keeps one
+route per account, and `route_for` refuses to pick between owners when the
+notification does not say its account (`Ambiguous`). Globally unique refs (RFC 5322
+Message-IDs, provider ids) normally have one owner.
+
+It also remembers the idempotency keys of the last notifications about the ref
+(`seen`), so a provider's retry of a notification the intake had already written is
+ignored (`remember`).
 
 A notification can arrive before the event that introduces its message (the
 platform publishes the message event late, or the route is still on its way
@@ -6,10 +16,6 @@ through message-routes). Rather than dead-letter it at once, the notification is
 *parked* under its ref; the route's arrival releases it. A notification that waits
 longer than the configured time is dead-lettered with reason `unknown-message`:
 never silently dropped, never kept forever.
-
-It also remembers the idempotency keys of the last notifications about the ref
-(`seen`), so a provider's retry of a notification the intake had already written is
-ignored (`remember`).
 
 Pure: no I/O; `now` is passed in. The codec is here too, next to the shape it
 stores.
@@ -24,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
+from processors.delivery.notification import ACCOUNT_ID_ARG
 from processors.framing import Reader, Writer
 from schemas import compiled, contract
 from schemas import model as m
@@ -49,7 +56,7 @@ class Waiting:
 
 @dataclass(frozen=True, slots=True)
 class Ledger:
-    route: m.MessageRoute | None = None
+    routes: tuple[m.MessageRoute, ...] = ()  # at most one per account, in learning order
     waiting: tuple[Waiting, ...] = ()
     seen: tuple[str, ...] = ()  # idempotency keys, oldest first, at most MAX_SEEN
 
@@ -62,11 +69,38 @@ def remember(ledger: Ledger | None, key: str) -> tuple[Ledger, bool]:
     return replace(ledger, seen=(*ledger.seen, key)[-MAX_SEEN:]), True
 
 
+@dataclass(frozen=True, slots=True)
+class Ambiguous:
+    """Several accounts own the ref and the notification names none of them."""
+
+    accounts: tuple[str, ...]
+
+    def message(self, ref: str) -> str:
+        return (
+            f"message ref {ref!r} is used by accounts {', '.join(self.accounts)} and the "
+            f"notification does not say which (no {ACCOUNT_ID_ARG!r})"
+        )
+
+
+def route_for(ledger: Ledger | None, account_id: str | None) -> m.MessageRoute | Ambiguous | None:
+    """The route a notification follows: its account's when it names one, else the only
+    owner's; None when there is none yet (the notification waits)."""
+    routes = ledger.routes if ledger is not None else ()
+    if account_id is not None:
+        return next((r for r in routes if r.account_id == account_id), None)
+    if len(routes) > 1:
+        return Ambiguous(tuple(r.account_id for r in routes))
+    return routes[0] if routes else None
+
+
 def learn(ledger: Ledger | None, route: m.MessageRoute) -> tuple[Ledger, tuple[Waiting, ...]]:
-    """Record the route; everything that waited for it is released, in arrival order."""
+    """Record the route (replacing its account's earlier one); everything that waited is
+    released, in arrival order, for the caller to route again (`route_for`) or re-park."""
+    routes = ledger.routes if ledger is not None else ()
+    kept = tuple(r for r in routes if r.account_id != route.account_id)
     released = ledger.waiting if ledger is not None else ()
     seen = ledger.seen if ledger is not None else ()
-    return Ledger(route=route, waiting=(), seen=seen), released
+    return Ledger(routes=(*kept, route), waiting=(), seen=seen), released
 
 
 def park(ledger: Ledger | None, waiting: Waiting) -> tuple[Ledger, bool]:
@@ -101,7 +135,9 @@ def _dt(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, UTC)
 
 
-LEDGER_FORMAT = 3  # 2 plus the seen keys; format 2 is still read
+# 3: routes per account and the seen idempotency keys; 2 (one route) and 1 (JSON) are
+# still read.
+LEDGER_FORMAT = 3
 
 
 @cache
@@ -110,14 +146,11 @@ def _route_codec() -> compiled.CompiledCodec:
 
 
 def encode_ledger(ledger: Ledger) -> bytes:
-    """Format 3 (processors/framing.py); `decode_ledger` also reads format 2 and
-    format 1, JSON."""
+    """Format 3 (processors/framing.py); `decode_ledger` also reads formats 2 and 1."""
     out = Writer(LEDGER_FORMAT)
-    if ledger.route is None:
-        out.varint(0)
-    else:
-        out.varint(1)
-        out.record(_route_codec(), ledger.route)
+    out.varint(len(ledger.routes))
+    for route in ledger.routes:
+        out.record(_route_codec(), route)
     out.varint(len(ledger.waiting))
     for w in ledger.waiting:
         out.string(w.provider)
@@ -135,7 +168,8 @@ def decode_ledger(data: bytes) -> Ledger:
     if not data or data[0] not in (2, LEDGER_FORMAT):
         raise ValueError(f"unknown ledger format {data[:1]!r}")
     read = Reader(data)
-    route = read.record(_route_codec()) if read.varint() else None
+    # Format 2 wrote 0 or 1 then the route; format 3 the count then the routes.
+    routes = tuple(read.record(_route_codec()) for _ in range(read.varint()))
     waiting = []
     for _ in range(read.varint()):
         provider, body = read.string(), read.raw()
@@ -143,12 +177,12 @@ def decode_ledger(data: bytes) -> Ledger:
         assert received_at is not None and parked_at is not None
         waiting.append(Waiting(provider, body, received_at, parked_at, read.string()))
     seen = read.strings() if data[0] == LEDGER_FORMAT else ()
-    return Ledger(route=route, waiting=tuple(waiting), seen=seen)
+    return Ledger(routes=routes, waiting=tuple(waiting), seen=seen)
 
 
 def encode_ledger_json(ledger: Ledger) -> bytes:
     """Format 1, as the first versions wrote it (tests of the upgrade path)."""
-    route = ledger.route.to_avro() if ledger.route is not None else None
+    route = ledger.routes[0].to_avro() if ledger.routes else None
     waiting = [
         {
             "provider": w.provider,
@@ -175,4 +209,4 @@ def _decode_ledger_json(data: bytes) -> Ledger:
         )
         for w in raw["waiting"]
     )
-    return Ledger(route=route, waiting=waiting)
+    return Ledger(routes=() if route is None else (route,), waiting=waiting)

@@ -23,6 +23,11 @@ from schemas.model import BounceClass
 # reliable way back to the message, so parsers put it first in `message_refs`.
 MESSAGE_ID_ARG = "convotrail_message_id"
 MESSAGE_ID_HEADER = "X-Convotrail-Message-Id"
+# The account that sent the message, stamped the same way. Message ids are unique per
+# account only, so a ref two accounts use can be routed only by this; without it such
+# a notification is dead-lettered (`ambiguous-route`), never guessed.
+ACCOUNT_ID_ARG = "convotrail_account_id"
+ACCOUNT_ID_HEADER = "X-Convotrail-Account-Id"
 
 
 class NotificationKind(StrEnum):
@@ -61,6 +66,7 @@ class Notification:
     bounce_class: BounceClass | None = None  # set for BOUNCED and DEFERRED
     smtp_status: str | None = None  # enhanced status code, e.g. '5.1.1'
     diagnostic: str | None = None  # the receiving server's or provider's text
+    account_id: str | None = None  # ACCOUNT_ID_ARG when the platform stamped it
 
 
 def normalize_message_id(value: str) -> str:

@@ -1,6 +1,6 @@
 """Recipient health: soft-bounce escalation and the suppression list, per account.
 
-Keyed by '<account_id>/<recipient>' (delivery-facts is partitioned that way), one
+Keyed by '<account_id>|<recipient>' (schemas/keys.py; delivery-facts is partitioned so), one
 `Health` per address holds what the rules below need. `assess` is a function of
 (health, fact, policy): no I/O, no clock.
 

@@ -3,9 +3,12 @@
     conversation-events --(routes_of)--> message-routes (compacted, keyed by message ref)
 
     message-routes + delivery-notifications (both keyed by ref, co-partitioned)
-        --(ledger: learn / park / expire; providers: parse; facts: to_fact)-->
-        delivery-facts (keyed by account/recipient)
-        delivery-notifications.dlq (unparseable, unknown message, unroutable)
+        --(ledger: learn / park / expire, one route per account; providers: parse;
+           facts: to_fact)-->
+        delivery-facts (keyed by account|recipient)
+        delivery-notifications.dlq (unparseable, unknown message, unroutable,
+                                    ambiguous-route: a ref of several accounts and
+                                    a notification that names none)
 
     delivery-facts --(recipients.assess: escalation, suppression)-->
         conversation-events (the delivery events, on their conversation)
@@ -159,22 +162,48 @@ def _dead_letter(task: Task[BounceApp], record: Record, provider: str, reason: s
     task.dead_letter(record, reason, error, reason)
 
 
-def _emit_facts(task: Task[BounceApp], record: Record, provider: str, body: bytes,
-                received_at: datetime, route: MessageRoute) -> None:  # fmt: skip
-    """The delivery facts of one notification about a routed message."""
-    app = task.app
+def _parse(task: Task[BounceApp], record: Record, provider: str,
+           body: bytes) -> list[Notification] | None:  # fmt: skip
     try:
-        notifications: list[Notification] = PARSERS[provider].parse(body)
+        parsed: list[Notification] = PARSERS[provider].parse(body)
     except NotificationError as exc:
         _dead_letter(task, record, provider, exc.reason, str(exc))
-        return
+        return None
+    return parsed
+
+
+def _account_hint(notifications: list[Notification]) -> str | None:
+    return next((n.account_id for n in notifications if n.account_id), None)
+
+
+def _dispatch(task: Task[BounceApp], record: Record, provider: str,
+              notifications: list[Notification], body: bytes, received_at: datetime,
+              current: ledger.Ledger | None, ref: bytes | None) -> bool:  # fmt: skip
+    """Route one notification unit: facts, or `ambiguous-route` to the DLQ when several
+    accounts own the ref and it names none. False when it has no route yet (it waits)."""
+    found = ledger.route_for(current, _account_hint(notifications))
+    if isinstance(found, ledger.Ambiguous):
+        name = (ref or b"").decode(errors="replace")
+        _dead_letter(task, record, provider, "ambiguous-route", found.message(name))
+        return True
+    if found is None:
+        return False
+    _emit_facts(task, record, provider, notifications, body, received_at, found)
+    return True
+
+
+def _emit_facts(task: Task[BounceApp], record: Record, provider: str,
+                notifications: list[Notification], body: bytes, received_at: datetime,
+                route: MessageRoute) -> None:  # fmt: skip
+    """The delivery facts of one notification about a routed message."""
+    app = task.app
     for notification in notifications:
         try:
             fact = facts.to_fact(notification, route, body, received_at)
         except facts.Unroutable as exc:
             _dead_letter(task, record, provider, exc.reason, str(exc))
             continue
-        task.send(app.topics.delivery_facts, facts.recipient_key(fact).encode(),
+        task.send(app.topics.delivery_facts, facts.recipient_key(fact),
                   app.facts.encode(fact), _type_header(fact.type))  # fmt: skip
     labelled(NOTIFICATIONS, provider, "routed").inc()
 
@@ -214,11 +243,18 @@ def on_route(task: Task[BounceApp], record: Record) -> None:
     store = task.store(LEDGER)
     key = keys.message_ref(route.message_ref)
     updated, released = ledger.learn(store.get(key), route)
-    store.put(key, updated)
     for waiting in released:
-        labelled(NOTIFICATIONS, waiting.provider, "released").inc()
-        _emit_facts(task, Parked(waiting, key), waiting.provider, waiting.body,
-                    waiting.received_at, route)  # fmt: skip
+        parked = Parked(waiting, key)
+        notifications = _parse(task, parked, waiting.provider, waiting.body)
+        if notifications is None:
+            continue
+        if _dispatch(task, parked, waiting.provider, notifications, waiting.body,
+                     waiting.received_at, updated, key):  # fmt: skip
+            labelled(NOTIFICATIONS, waiting.provider, "released").inc()
+        else:
+            # It names another account than those known so far: it keeps waiting.
+            updated, _ = ledger.park(updated, waiting)
+    store.put(key, updated)
 
 
 def on_notification(task: Task[BounceApp], record: Record) -> None:
@@ -248,16 +284,14 @@ def on_notification(task: Task[BounceApp], record: Record) -> None:
     now = _now(task)
     received_at = datetime.fromtimestamp(stamp / 1000, UTC) if stamp > 0 else now
     body = record.value() or b""
-    if current is not None and current.route is not None:
-        _emit_facts(task, record, provider, body, received_at, current.route)
+    # Parsed now: garbage goes to the DLQ, not to wait.
+    notifications = _parse(task, record, provider, body)
+    if notifications is None:
+        return
+    if _dispatch(task, record, provider, notifications, body, received_at, current, key):
         return
     waiting = ledger.Waiting(provider=provider, body=body, received_at=received_at,
                              parked_at=now, source=_source(record))  # fmt: skip
-    try:
-        PARSERS[provider].parse(waiting.body)  # now: garbage goes to the DLQ, not to wait
-    except NotificationError as exc:
-        _dead_letter(task, record, provider, exc.reason, str(exc))
-        return
     if key is None:
         _dead_letter(task, record, provider, "no-message-ref",
                      "the record has no key naming its message")  # fmt: skip
@@ -307,7 +341,7 @@ def on_fact(task: Task[BounceApp], record: Record) -> None:
         task.dead_letter(record, exc.reason, str(exc), type(exc).__name__)
         return
     store = task.store(HEALTH)
-    key = facts.recipient_key(fact).encode()
+    key = facts.recipient_key(fact)
     health, event, change = assess(store.get(key), fact, app.options.escalation)
     store.put(key, health)
     raw = record.value() or b""

@@ -1,6 +1,6 @@
 """Read receipts and delivery status of one message: a pure fold over its events.
 
-One `Track` per message (the table `message-tracks`, keyed by message_id, fed
+One `Track` per message (the table `message-tracks`, keyed by account and message_id, fed
 from conversation-events). `track(previous, event, rule)` returns the new track
 and what changed: the receipts of the viewers this event touched and the delivery
 statuses of the recipients it touched. No I/O, no clock.

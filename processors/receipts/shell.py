@@ -3,8 +3,9 @@
     conversation-events --(core.track)--> read-receipts (compacted, one per message and viewer)
                                      \\-> delivery-status (compacted, one per message and recipient)
 
-Store `message-tracks`: each message's Track, keyed by message_id. Its keys are not
-the topic's (conversation_id), but every event of a message belongs to one
+Store `message-tracks`: each message's Track, keyed by account and message_id
+(keys.message_track; message ids are unique per account only). Its keys are not the
+topic's (account and conversation_id), but every event of a message belongs to one
 conversation, so they all arrive on one partition, the task's.
 
 Only the message event types are decoded (the `event_type` header tells them
@@ -99,7 +100,7 @@ def on_event(task: Task[ReceiptsApp], record: Record) -> None:
         labelled(EVENTS_IN, "skipped").inc()
         return
     store = task.store(TRACKS)
-    key = keys.message_track(message_id)
+    key = keys.message_track(event.account_id, message_id)
     previous = store.get(key)
     current, changes = track(previous, event, app.options.rule)
     labelled(EVENTS_IN, "applied").inc()

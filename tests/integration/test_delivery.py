@@ -23,6 +23,7 @@ from convotrail.stack import Endpoints
 from convotrail.topics import admin_client, ensure_topics, topic_specs
 from processors.delivery.notification import NotificationError
 from schemas import headers as h
+from schemas import keys
 from schemas import model as m
 from schemas.registration import register_contract
 from schemas.registry import Registry
@@ -251,7 +252,7 @@ def test_repeated_soft_bounces_escalate_and_a_later_delivery_lifts_the_suppressi
         for i in range(3):  # three messages soft-bounce within three hours
             at = now + timedelta(hours=i)
             publisher.publish("mailgun", mailgun(template, f"esc-{i}@mail.example", at, f"s{i}"))
-    suppressed_topic, key = settings.topics.suppressed_recipients, f"{account}/{address}".encode()
+    suppressed_topic, key = settings.topics.suppressed_recipients, keys.recipient(account, address)
 
     def ours() -> list[Message]:  # the module's other tests suppress other addresses
         return [r for r in records(settings, suppressed_topic) if r.key() == key]

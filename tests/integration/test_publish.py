@@ -14,7 +14,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from connectors.publisher import EventPublisher
 from convotrail.settings import Settings
-from schemas import contract
+from schemas import contract, keys
 from schemas.codecs import ModelCodec
 from schemas.errors import BadMagicByte, TruncatedRecord, UnknownSchemaId
 from schemas.examples import EXAMPLES
@@ -56,7 +56,7 @@ def test_every_event_type_is_published_and_read_back_identical(topics: Settings)
     received = {}
     for message in messages:
         event = reader.decode(message.value())
-        assert message.key() == event.conversation_id.encode()
+        assert message.key() == keys.of_event(event)  # account|conversation
         assert dict(message.headers() or [])["event_type"] == event.type.encode()
         received[event.event_id] = event
     assert received == {event.event_id: event for event in events}
@@ -193,6 +193,9 @@ def test_partitions_match_the_processors_partitioner(topics: Settings) -> None:
         }
         publisher.flush()
         placed = {key: future.result(timeout=30).partition for key, future in futures.items()}
-    expected = {key: partition_of(key.encode(), topics.partitions) for key in placed}
+    account = template["account_id"]
+    expected = {
+        key: partition_of(keys.conversation(account, key), topics.partitions) for key in placed
+    }
     assert placed == expected
     assert len(set(placed.values())) == topics.partitions  # the keys do spread

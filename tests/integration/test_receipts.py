@@ -89,19 +89,19 @@ def test_views_and_deliveries_become_receipts_and_statuses_in_the_database(
 
         def settled() -> dict[bytes, m.ReadReceipt] | None:
             now = latest()
-            customer = now.get(b"msg-r1/CUSTOMER/cus-jo")
-            dana = now.get(b"msg-in1/STAFF/stf-dana")
+            customer = now.get(b"acct-r|msg-r1|CUSTOMER|cus-jo")
+            dana = now.get(b"acct-r|msg-in1|STAFF|stf-dana")
             if customer and customer.view_count == 2 and dana and dana.view_count == 2:
                 return now
             return None
 
         receipts = wait_until(settled, timeout=90, interval=1, what="the receipts")
-    customer = receipts[b"msg-r1/CUSTOMER/cus-jo"]
+    customer = receipts[b"acct-r|msg-r1|CUSTOMER|cus-jo"]
     assert (customer.first_viewed_at, customer.last_viewed_at) == (early, late)
     assert (customer.view_count, customer.automated_view_count) == (2, 1)
-    assert set(receipts) == {b"msg-r1/CUSTOMER/cus-jo", b"msg-in1/STAFF/stf-dana",
-                             b"msg-in1/STAFF/stf-lee"}  # fmt: skip
-    lee = receipts[b"msg-in1/STAFF/stf-lee"]
+    assert set(receipts) == {b"acct-r|msg-r1|CUSTOMER|cus-jo", b"acct-r|msg-in1|STAFF|stf-dana",
+                             b"acct-r|msg-in1|STAFF|stf-lee"}  # fmt: skip
+    lee = receipts[b"acct-r|msg-in1|STAFF|stf-lee"]
     assert lee.first_viewed_at == T0 + timedelta(minutes=3) and lee.view_count == 1
 
     database = f"sqlite:///{tmp_path / 'sink.db'}"

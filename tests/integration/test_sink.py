@@ -154,7 +154,7 @@ def test_the_migrated_schema_matches_the_table_metadata(database_url: str) -> No
             connection, opts={"version_table": VERSION_TABLE, "compare_type": True}
         )
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == head_revision() == "0002"
+        assert context.get_current_revision() == head_revision() == "0003"
     # Opening again is a no-op upgrade; readers open without migrating.
     with store_at(database_url), store_at(database_url, migrate=False) as reader:
         assert reader.committed_offsets("any", ["t"]) == {}

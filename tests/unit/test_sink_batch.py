@@ -30,8 +30,8 @@ def test_states_of_one_conversation_coalesce_to_the_highest_version() -> None:
         batch.add_state(conversation_state("cnv-1", version), STATE, 1, offset)
     batch.add_state(conversation_state("cnv-2", 1), STATE, 2, 0)
     assert batch.state_writes == [
-        StateWrite("cnv-1", False, conversation_state("cnv-1", 5)),
-        StateWrite("cnv-2", False, conversation_state("cnv-2", 1)),
+        StateWrite("acc-1", "cnv-1", False, conversation_state("cnv-1", 5)),
+        StateWrite("acc-1", "cnv-2", False, conversation_state("cnv-2", 1)),
     ]
     assert batch.state_records == 5
 
@@ -39,16 +39,16 @@ def test_states_of_one_conversation_coalesce_to_the_highest_version() -> None:
 def test_an_equal_version_keeps_the_snapshot_seen_first() -> None:
     first = conversation_state("cnv-1", 3, subject="first")
     again = conversation_state("cnv-1", 3, subject="replayed")
-    assert coalesce_states([first, again]) == [StateWrite("cnv-1", False, first)]
+    assert coalesce_states([first, again]) == [StateWrite("acc-1", "cnv-1", False, first)]
 
 
 def test_a_tombstone_deletes_first_and_later_snapshots_start_afresh() -> None:
     older = conversation_state("cnv-1", 2)
-    writes = coalesce_states([conversation_state("cnv-1", 9), Tombstone("cnv-1"), older])
+    writes = coalesce_states([conversation_state("cnv-1", 9), Tombstone("acc-1", "cnv-1"), older])
     # Version 2 follows the tombstone, so it wins over the deleted version 9.
-    assert writes == [StateWrite("cnv-1", delete_first=True, state=older)]
-    assert coalesce_states([conversation_state("cnv-1", 9), Tombstone("cnv-1")]) == [
-        StateWrite("cnv-1", delete_first=True, state=None)
+    assert writes == [StateWrite("acc-1", "cnv-1", delete_first=True, state=older)]
+    assert coalesce_states([conversation_state("cnv-1", 9), Tombstone("acc-1", "cnv-1")]) == [
+        StateWrite("acc-1", "cnv-1", delete_first=True, state=None)
     ]
 
 
@@ -57,7 +57,7 @@ def test_positions_are_the_next_offset_per_partition_including_dead_letters() ->
     batch.add_timeline_entry(timeline_entry("cnv-1", 1), TIMELINE, 0, 41)
     batch.skip(TIMELINE, 0, 42)
     batch.add_state(conversation_state("cnv-1", 1), STATE, 0, 7)
-    batch.add_tombstone("cnv-2", STATE, 2, 3)
+    batch.add_tombstone("acc-1|cnv-2", STATE, 2, 3)
     # A record read again after a seek must not move a position back.
     batch.add_timeline_entry(timeline_entry("cnv-1", 1), TIMELINE, 0, 40)
     assert batch.next_offsets == {(TIMELINE, 0): 43, (STATE, 0): 8, (STATE, 2): 4}
@@ -155,3 +155,32 @@ def test_a_refused_timeline_entry_leaves_the_first_accepted_duplicate() -> None:
     batch.add_timeline_entry(accepted, TIMELINE, 0, 2)
     assert batch.timeline_entries == [refused]
     assert batch.without([(TIMELINE, 0, 1)]).timeline_entries == [accepted]
+
+
+def test_accounts_that_reuse_ids_keep_their_own_rows() -> None:
+    batch = SinkBatch("g")
+    for account in ("acc-1", "acc-2"):
+        batch.add_timeline_entry(timeline_entry("cnv-1", 1, account_id=account), TIMELINE, 0, 1)
+        batch.add_state(conversation_state("cnv-1", 3, account_id=account), STATE, 0, 1)
+    assert [(e.account_id, e.event_id) for e in batch.timeline_entries] == [
+        ("acc-1", batch.timeline_entries[0].event_id),
+        ("acc-2", batch.timeline_entries[0].event_id),
+    ]
+    assert [(w.account_id, w.conversation_id) for w in batch.state_writes] == [
+        ("acc-1", "cnv-1"),
+        ("acc-2", "cnv-1"),
+    ]
+
+
+def test_a_tombstone_key_names_its_account_or_is_the_old_bare_id() -> None:
+    assert Tombstone.of_key("acc/1|cnv-1") == Tombstone("acc/1", "cnv-1")
+    assert Tombstone.of_key("cnv-1") == Tombstone(None, "cnv-1")
+
+
+def test_a_tombstone_keyed_the_old_way_deletes_the_snapshots_before_it_in_any_account() -> None:
+    before = conversation_state("cnv-9", 1)
+    after = conversation_state("cnv-9", 2, account_id="acc-2")
+    assert coalesce_states([before, Tombstone.of_key("cnv-9"), after]) == [
+        StateWrite(None, "cnv-9", delete_first=True),
+        StateWrite("acc-2", "cnv-9", state=after),
+    ]

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from processors.delivery.notification import (
+    ACCOUNT_ID_ARG,
     MESSAGE_ID_ARG,
     Notification,
     NotificationError,
@@ -130,6 +131,7 @@ def parse(unit: bytes) -> list[Notification]:
             bounce_class=bounce_class,
             smtp_status=enhanced,
             diagnostic=diagnostic,
+            account_id=_user_variable(data, ACCOUNT_ID_ARG),
         )
     ]
 

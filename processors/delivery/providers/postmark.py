@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from processors.delivery.notification import (
+    ACCOUNT_ID_ARG,
     MESSAGE_ID_ARG,
     Notification,
     NotificationError,
@@ -129,6 +130,7 @@ def parse(unit: bytes) -> list[Notification]:
     metadata = record.get("Metadata")
     stamped = _text(metadata, MESSAGE_ID_ARG) if isinstance(metadata, dict) else None
     refs = unique([stamped, provider_message_id])
+    account_id = _text(metadata, ACCOUNT_ID_ARG) if isinstance(metadata, dict) else None
     if not refs:
         raise NotificationError("no-message-ref", "postmark webhook has no 'MessageID' field")
 
@@ -147,6 +149,7 @@ def parse(unit: bytes) -> list[Notification]:
             ),
             provider_message_id=provider_message_id,
             bounce_class=bounce_class,
+            account_id=account_id,
             smtp_status=smtp_status,
             diagnostic=diagnostic,
         )

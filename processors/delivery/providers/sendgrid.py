@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from processors.delivery.notification import (
+    ACCOUNT_ID_ARG,
     MESSAGE_ID_ARG,
     Notification,
     NotificationError,
@@ -124,6 +125,7 @@ def _parse_event(event: object) -> Notification:
         smtp_status=smtp_status,
         # reason: bounce and dropped; response: delivered and deferred.
         diagnostic=reason or response,
+        account_id=_text(event, ACCOUNT_ID_ARG),
     )
 
 

@@ -26,6 +26,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 from processors.delivery.notification import (
+    ACCOUNT_ID_ARG,
+    ACCOUNT_ID_HEADER,
     MESSAGE_ID_ARG,
     MESSAGE_ID_HEADER,
     Notification,
@@ -132,6 +134,8 @@ def parse(unit: bytes) -> list[Notification]:
                 bounce_class=_bounce_class(event_type, detail, smtp_status, diagnostic),
                 smtp_status=smtp_status,
                 diagnostic=diagnostic,
+                account_id=_tag(mail, ACCOUNT_ID_ARG)
+                or _headers(mail).get(ACCOUNT_ID_HEADER.lower()),
             )
         )
     return notifications

@@ -113,9 +113,10 @@ def test_a_generated_history_comes_out_as_the_core_computes_it(
     assert states == expected.states
     # The changelog holds each conversation's last memory; the store reads it back.
     memory = driver.store(conversation.MEMORY, 0)
-    for key, state in expected.states.items():
-        partition = keys.partition_of(key.encode(), 3)
-        assert driver.store(conversation.MEMORY, partition).get(key.encode()).state == state
+    for state in expected.states.values():
+        key = keys.conversation(state.account_id, state.conversation_id)
+        partition = keys.partition_of(key, 3)
+        assert driver.store(conversation.MEMORY, partition).get(key).state == state
     assert memory is not None
 
 
@@ -175,7 +176,8 @@ def test_a_due_reminder_fires_once_even_when_asked_twice_before_the_commit(
         assert event.causation_id == "cnv-1-e2" and event.occurred_at == due
         publish(driver, event)  # back through the log: applied, the mark goes
         driver.commit()
-        memory = driver.store(conversation.MEMORY, keys.partition_of(b"cnv-1", 3)).get(b"cnv-1")
+        key = keys.conversation(event.account_id, "cnv-1")
+        memory = driver.store(conversation.MEMORY, keys.partition_of(key, 3)).get(key)
         assert memory.fired == () and memory.state.pending_reminders == ()
 
 
@@ -214,7 +216,8 @@ def test_receipts_fold_views_and_skip_other_events_by_header(
     for event in [s.created(), *viewed]:
         driver.pipe(app.topics.conversation_events, app.events.encode(event), keys.of_event(event),
                     [(h.EVENT_TYPE, event.type.value.encode())])  # fmt: skip
-    assert driver.store(receipts.TRACKS, keys.partition_of(b"cnv-1", 3)).changed
+    partition = keys.partition_of(keys.conversation(viewed[0].account_id, "cnv-1"), 3)
+    assert driver.store(receipts.TRACKS, partition).changed
     driver.commit()
     (record,) = driver.outputs(app.topics.read_receipts)
     receipt = app.receipts.decode(record.value)

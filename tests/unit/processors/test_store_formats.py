@@ -65,6 +65,6 @@ def test_a_ledger_round_trips_and_the_json_format_is_read() -> None:
                            conversation_id="cnv-1", account_id="acct-1",
                            recipients=("jo@example.com",), learned_from="evt-1")  # fmt: skip
     waiting = lg.Waiting("ses", b"\x00raw body\xff", T0, T0 + timedelta(seconds=1), "t[2]@7")
-    for ledger in (lg.Ledger(), lg.Ledger(route=route), lg.Ledger(waiting=(waiting, waiting))):
+    for ledger in (lg.Ledger(), lg.Ledger(routes=(route,)), lg.Ledger(waiting=(waiting, waiting))):
         assert lg.decode_ledger(lg.encode_ledger(ledger)) == ledger
         assert lg.decode_ledger(lg.encode_ledger_json(ledger)) == ledger
