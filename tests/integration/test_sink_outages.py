@@ -9,17 +9,11 @@ once within 30 s of the database's return.
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -31,71 +25,12 @@ from schemas.codecs import ModelCodec
 from schemas.model import TimelineEntry
 from schemas.registry import Registry
 from schemas.serde import AvroSerde
-from tests.support.metrics import scrape
-from tests.support.ports import free_ports
 from tests.support.postgres import PostgresServer
 from tests.support.sink import timeline_entry
+from tests.support.sink_process import Sink
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Sink:
-    """`convotrail sink` as a user runs it, with its metrics port and its log."""
-
-    settings: Settings
-    database_url: str
-    logs: Path
-    group: str = field(default_factory=lambda: f"sink-{uuid.uuid4().hex[:8]}")
-    port: int = field(default_factory=lambda: free_ports(1)[0])
-    runs: int = 0
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log(self) -> Path:
-        return self.logs / f"sink-{self.runs}.log"
-
-    def start(self) -> None:
-        self.runs += 1
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers,
-            "SCHEMA_REGISTRY_URL": self.settings.registry_url,
-            "CONVOTRAIL_TOPIC_PREFIX": self.settings.topics.prefix,
-            "CONVOTRAIL_PARTITIONS": str(self.settings.partitions),
-            "CONVOTRAIL_HOME": str(self.settings.home),
-        }
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "convotrail", "sink", "--verbose",
-                 "--database-url", self.database_url,
-                 "--group", f"{self.settings.topics.prefix}{self.group}",
-                 "--batch-size", "50", "--batch-timeout", "0.2",
-                 "--metrics-port", str(self.port)],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def metric(self, name: str) -> float | None:
-        try:
-            return scrape(self.port).get(name)
-        except OSError:
-            return None
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
 
 
 class Traffic:
