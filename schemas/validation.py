@@ -25,6 +25,13 @@ from schemas import contract
 from schemas.model import PAYLOAD_BY_TYPE, ConversationEvent
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# No timestamp of a support conversation lies this far ahead; the bound also keeps
+# the processors' arithmetic on due times (plus policies, minus idle spans) in range.
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+# What a datetime can hold, in epoch milliseconds (years 1 to 9999).
+_MIN_MS = -62135596800000
+_MAX_MS = 253402300799999
+INT64 = 2**63
 MAX_FUTURE_SKEW = timedelta(hours=24)
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 2000
@@ -50,6 +57,23 @@ def _epoch_millis_to_datetime(value: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=value)
 
 
+def shown(value: str, limit: int = 80) -> str:
+    """A bounded, printable quotation of untrusted text for a refusal: repr escapes
+    control characters and lone surrogates, and a 300 KB value stays 80 characters."""
+    if len(value) > limit:
+        return repr(value[:limit])[:-1] + f"...' ({len(value)} characters)"
+    return repr(value)
+
+
+def _utf8(value: str) -> bool:
+    """Lone surrogates (JSON's "\\ud800") cannot be encoded; refuse them, not crash."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _Refusal(Exception):
     """Raised inside the compiled checks; turned into InvalidEvent with the event's id."""
 
@@ -72,6 +96,8 @@ def _string_check(field_name: str) -> Check:
     def check(value: Any, path: str) -> str:
         if type(value) is not str and not isinstance(value, str):
             raise _Refusal(path, f"must be a string, not {type(value).__name__}")
+        if not value.isascii() and not _utf8(value):
+            raise _Refusal(path, "is not valid Unicode (a lone surrogate)")
         if is_id:
             if not value.strip():
                 raise _Refusal(path, "must not be empty")
@@ -80,7 +106,7 @@ def _string_check(field_name: str) -> Check:
             if not ID_PATTERN.fullmatch(value):
                 raise _Refusal(
                     path,
-                    f"{value!r} has characters an id cannot have "
+                    f"{shown(value)} has characters an id cannot have "
                     "(letters, digits and ._:@/+=#- only)",
                 )
         elif non_empty and not value.strip():
@@ -98,6 +124,8 @@ def _int_check(bits: int) -> Check:
             raise _Refusal(path, f"must be an integer, not {type(value).__name__}")
         if bits == 32 and not -(2**31) <= value < 2**31:
             raise _Refusal(path, "does not fit a 32-bit integer")
+        if not -INT64 <= value < INT64:
+            raise _Refusal(path, "does not fit a 64-bit integer")
         return value
 
     return check
@@ -115,19 +143,27 @@ def _timestamp_check(value: Any, path: str) -> datetime:
             raise _Refusal(path, "must carry a timezone (naive datetimes are ambiguous)")
         moment = value if value.tzinfo is UTC else value.astimezone(UTC)
     elif type(value) is int:
+        # Bounded before any arithmetic: epoch 10**20 overflows a timedelta.
+        if not _MIN_MS <= value <= _MAX_MS:
+            raise _Refusal(path, "epoch milliseconds out of range (years 1 to 9999)")
         moment = _epoch_millis_to_datetime(value)
     elif isinstance(value, str):
         text = value.strip()
-        if not _ISO_OFFSET.search(text):
-            raise _Refusal(path, f"{value!r} has no UTC offset: write it like 2026-11-25T09:30:00Z")
+        if len(text) > 64 or not _ISO_OFFSET.search(text):
+            raise _Refusal(
+                path, f"{shown(value)} has no UTC offset: write it like 2026-11-25T09:30:00Z"
+            )
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-        except ValueError:
-            raise _Refusal(path, f"{value!r} is not an ISO-8601 timestamp") from None
+        except (ValueError, OverflowError):
+            # OverflowError: 0001-01-01T00:00:00+01:00 is before year 1 in UTC.
+            raise _Refusal(path, f"{shown(value)} is not an ISO-8601 timestamp in range") from None
     else:
         raise _Refusal(path, "must be an ISO-8601 timestamp or epoch milliseconds")
     if moment < EARLIEST:
         raise _Refusal(path, f"{moment.isoformat()} is before 2000-01-01")
+    if moment >= LATEST:
+        raise _Refusal(path, f"{moment.isoformat()} is after 2199-12-31")
     return moment
 
 
@@ -137,12 +173,14 @@ def _enum_check(schema: dict[str, Any]) -> Check:
     name = schema["name"]
 
     def check(value: Any, path: str) -> str:
-        if value not in symbols or not isinstance(value, str):
-            if not isinstance(value, str):
-                raise _Refusal(path, f"must be one of {listed}")
+        # The type first: a list or an object is not hashable, so `in symbols` would raise.
+        if not isinstance(value, str):
+            what = f"a {name} (see docs/events.md)" if len(symbols) > 8 else f"one of {listed}"
+            raise _Refusal(path, f"must be {what}, not {type(value).__name__}")
+        if value not in symbols:
             if len(symbols) > 8:  # listing 36 event types helps nobody
-                raise _Refusal(path, f"{value!r} is not a known {name} (see docs/events.md)")
-            raise _Refusal(path, f"{value!r} is not one of {listed}")
+                raise _Refusal(path, f"{shown(value)} is not a known {name} (see docs/events.md)")
+            raise _Refusal(path, f"{shown(value)} is not one of {listed}")
         return str(value)
 
     return check
@@ -264,7 +302,9 @@ def _event_ref(raw: Any) -> str:
     if isinstance(raw, Mapping):
         event_id = raw.get("event_id")
         if isinstance(event_id, str) and event_id.strip():
-            return event_id[:80]
+            if event_id.isprintable() and _utf8(event_id):
+                return event_id[:80]
+            return shown(event_id)  # escaped: the refusal is printed to a terminal
     return "<no event_id>"
 
 
@@ -334,7 +374,9 @@ def _payload_rules(record: dict[str, Any]) -> None:
     if event_type in ("BOUNCE_DETECTED", "DELIVERY_FAILED", "CUSTOMER_MARKED_SPAM") and (
         "@" not in payload["recipient"]
     ):
-        raise _Refusal("payload.recipient", f"{payload['recipient']!r} is not an email address")
+        raise _Refusal(
+            "payload.recipient", f"{shown(payload['recipient'])} is not an email address"
+        )
     if event_type in ("MERGE_RECEIVED", "REMINDER_TRIGGERED", "AUTO_RESOLVED") and (
         record["causation_id"] is None
     ):

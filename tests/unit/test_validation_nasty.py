@@ -1,0 +1,109 @@
+"""Every kind of bad input gets a refusal naming its field, never a crash (issue 12).
+
+The same tables feed the `produce` CLI suite and the worker's raw-record suite.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.examples import EXAMPLES
+from schemas.validation import InvalidEvent, avro_record_from_json, check_event
+from tests.support.nasty import NASTY_EVENTS, NOW, RULE_BREAKERS, rule_breaker
+
+
+def test_the_tables_hold_at_least_fifty_kinds() -> None:
+    assert len({kind for kind, _, _ in NASTY_EVENTS}) == len(NASTY_EVENTS) >= 50
+    assert len({kind for kind, _, _, _ in RULE_BREAKERS}) == len(RULE_BREAKERS) >= 25
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "field"), NASTY_EVENTS, ids=[k for k, _, _ in NASTY_EVENTS]
+)
+def test_a_nasty_event_is_refused_naming_its_field(kind: str, raw: Any, field: str) -> None:
+    with pytest.raises(InvalidEvent) as refused:
+        avro_record_from_json(raw, NOW)
+    assert refused.value.field == field, str(refused.value)
+    message = str(refused.value)
+    # Bounded and printable: it goes to a terminal, a log and a DLQ header.
+    assert len(message) < 1200, message[:200]
+    assert message.isprintable(), repr(message)
+    message.encode()  # no lone surrogate
+
+
+@pytest.mark.parametrize(
+    ("kind", "event_type", "breaker", "field"), RULE_BREAKERS, ids=[k for k, *_ in RULE_BREAKERS]
+)
+def test_a_typed_event_that_breaks_a_rule_is_refused(
+    kind: str, event_type: str, breaker: Any, field: str
+) -> None:
+    event = rule_breaker(event_type, breaker, f"evt-{kind}")
+    with pytest.raises(InvalidEvent) as refused:
+        check_event(event, NOW)
+    assert refused.value.field == field, str(refused.value)
+    assert len(str(refused.value)) < 1200
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=25,
+)
+
+
+def _accepted_or_refused(raw: Any) -> None:
+    try:
+        record = avro_record_from_json(raw, NOW)
+    except InvalidEvent as refusal:
+        assert str(refusal).isprintable()
+        return
+    assert record["event_id"]
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(JSON)
+def test_any_json_structure_is_valid_or_refused(raw: Any) -> None:
+    _accepted_or_refused(raw)
+
+
+# A valid event with one field, at any depth, replaced by any JSON value: the refusals
+# that matter are the ones deep inside an otherwise plausible event.
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += _paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found += _paths(child, (*prefix, index))
+    return found
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(EXAMPLES)), st.data())
+def test_any_field_replaced_by_any_json_is_valid_or_refused(name: str, data: Any) -> None:
+    raw = copy.deepcopy(EXAMPLES[name])
+    path = data.draw(st.sampled_from(_paths(raw)))
+    target = raw
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = data.draw(JSON | st.integers(min_value=-(2**80), max_value=2**80))
+    _accepted_or_refused(raw)
+
+
+@settings(max_examples=200)
+@given(st.text())
+def test_any_text_as_json_line_is_valid_or_refused(text: str) -> None:
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return
+    _accepted_or_refused(raw)
