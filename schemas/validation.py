@@ -260,7 +260,10 @@ class _Compiler:
                     raise _Refusal(prefix + name, "is required")
             if seen != len(value):
                 unknown = sorted(str(k) for k in value if k not in known)
-                raise _Refusal(f"{prefix}{unknown[0]}", "is not a field of " + schema["name"])
+                name = unknown[0]
+                if len(name) > 80 or not name.isprintable() or not _utf8(name):
+                    name = shown(name)  # a field name is untrusted text too
+                raise _Refusal(f"{prefix}{name}", "is not a field of " + schema["name"])
             return out
 
         self.records[key] = check  # before compiling fields, for recursive types
