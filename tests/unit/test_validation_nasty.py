@@ -68,7 +68,7 @@ def _accepted_or_refused(raw: Any) -> None:
     assert record["event_id"]
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(JSON)
 def test_any_json_structure_is_valid_or_refused(raw: Any) -> None:
     _accepted_or_refused(raw)
@@ -87,7 +87,7 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(sorted(EXAMPLES)), st.data())
 def test_any_field_replaced_by_any_json_is_valid_or_refused(name: str, data: Any) -> None:
     raw = copy.deepcopy(EXAMPLES[name])
@@ -99,7 +99,7 @@ def test_any_field_replaced_by_any_json_is_valid_or_refused(name: str, data: Any
     _accepted_or_refused(raw)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.text())
 def test_any_text_as_json_line_is_valid_or_refused(text: str) -> None:
     try:
