@@ -18,3 +18,5 @@ DLQ_ERROR_CLASS = "dlq.error.class"
 DLQ_SOURCE_TOPIC = "dlq.source.topic"
 DLQ_SOURCE_PARTITION = "dlq.source.partition"
 DLQ_SOURCE_OFFSET = "dlq.source.offset"
+# Set on records dead-lettered as `wrong-partition`: the partition their key hashes to.
+DLQ_EXPECTED_PARTITION = "dlq.expected.partition"

@@ -50,17 +50,18 @@ from confluent_kafka import (
 )
 
 from convotrail.settings import Settings
-from processors.runtime import metrics, wiring
+from processors.runtime import metrics, partitioning, wiring
 from processors.runtime.config import RuntimeOptions
 from processors.runtime.errors import AbortableError, FatalKafkaError, RuntimeFailure
 from processors.runtime.health import LoopStatus
 from processors.runtime.rebalance import Rebalancing
 from processors.runtime.restore import Restorer
-from processors.runtime.task import Headers
+from processors.runtime.task import Headers, Task
 from processors.runtime.tasks import Tasks
 from processors.runtime.topology import Topology
 from processors.runtime.transaction import Transactions
 from processors.runtime.wiring import ClientErrors
+from schemas.headers import DLQ_EXPECTED_PARTITION
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class StreamLoop:
         self._next_tick = 0.0
         self._next_lag = 0.0
         self._broken_timers: set[tuple[int, str, bytes, str]] = set()
+        self.guard = partitioning.PartitionGuard(self._partition_count)
 
     # -- the Output protocol: what tasks send goes into the open transaction --------------
 
@@ -215,7 +217,11 @@ class StreamLoop:
         if not self.txn.open:
             self.txn.begin()
         failure = self.poison.get((topic, partition, offset)) if self.poison else None
-        if failure is not None:
+        key = message.key()
+        misplaced = None if key is None else self.guard.misplaced(topic, partition, key)
+        if misplaced is not None:
+            self._misplaced(task, message, *misplaced)
+        elif failure is not None:
             task.dead_letter(message, "processing-error", failure, "ProcessingError")
         else:
             try:
@@ -233,6 +239,25 @@ class StreamLoop:
         kind, stamp = message.timestamp()
         if kind != TIMESTAMP_NOT_AVAILABLE:
             self.timestamps.append(stamp)
+
+    def _misplaced(self, task: Task[Any], message: Message, expected: int, count: int) -> None:
+        """Never handled: dead-lettered, or skipped where another processor dead-letters it."""
+        topic = message.topic() or ""
+        if topic in self.topology.observed:
+            partitioning.SKIPPED.labels(self.app, topic, partitioning.WRONG_PARTITION).inc()
+            return
+        error = partitioning.describe(message.partition() or 0, expected, count)
+        task.dead_letter(message, partitioning.WRONG_PARTITION, error, "WrongPartition",
+                         extra=[(DLQ_EXPECTED_PARTITION, str(expected).encode())])  # fmt: skip
+
+    def _partition_count(self, topic: str) -> int:
+        try:
+            found = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
+        except KafkaException as exc:
+            raise AbortableError(f"no metadata for {topic}: {exc}") from exc
+        if found is None or not found.partitions:
+            raise AbortableError(f"no partitions known for {topic}")
+        return len(found.partitions)
 
     def _consumer_error(self, error: KafkaError) -> None:
         code = error.code()

@@ -69,6 +69,20 @@ class Output(Protocol):
     ) -> None: ...
 
 
+ERROR_BYTES = 1024
+
+
+def bounded(text: str, limit: int = ERROR_BYTES) -> str:
+    """At most `limit` UTF-8 bytes of printable text (control characters escaped)."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    data = text.encode()  # no lone surrogate is left: repr escaped them
+    if len(data) <= limit:
+        return text
+    cut = data[: limit - 40].decode(errors="ignore")
+    return f"{cut}... ({len(data)} bytes, truncated)"
+
+
 def header(record: Record, name: str) -> bytes | None:
     for key, value in record.headers() or ():
         if key == name:
@@ -102,18 +116,29 @@ class Task(Generic[A]):
         self.output.send(topic, key, value, headers, partition)
 
     def dead_letter(
-        self, record: Record, reason: str, error: str, error_class: str | None = None
+        self,
+        record: Record,
+        reason: str,
+        error: str,
+        error_class: str | None = None,
+        extra: Headers = (),
     ) -> None:
-        """The record as it came (key, value, headers) on its topic's DLQ, with why."""
+        """The record as it came (key, value, headers) on its topic's DLQ, with why.
+
+        The error is bounded (ERROR_BYTES) and escaped: it comes from untrusted
+        input (a value quoted by a rule, a schema resolution naming both schemas)
+        and lands in a header, a log line and an operator's terminal."""
         topic = record.topic() or ""
         target = self.dead_letter_topics.get(topic)
         if target is None:
             raise KeyError(f"{self.app_id} has no dead-letter topic for {topic}")
-        log.warning("%s[%s]@%s -> %s: %s: %s", topic, record.partition(), record.offset(),
-                    target, reason, error)  # fmt: skip
+        text = bounded(f"{reason}: {error}")
+        log.warning("%s[%s]@%s -> %s: %s", topic, record.partition(), record.offset(),
+                    target, text)  # fmt: skip
         headers: list[tuple[str, bytes | str | None]] = [
             *(record.headers() or ()),
-            (h.DLQ_ERROR, f"{reason}: {error}".encode()),
+            *extra,
+            (h.DLQ_ERROR, text.encode()),
             (h.DLQ_ERROR_CLASS, (error_class or reason).encode()),
             (h.DLQ_SOURCE_TOPIC, topic.encode()),
             (h.DLQ_SOURCE_PARTITION, str(record.partition()).encode()),
