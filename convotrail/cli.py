@@ -17,6 +17,7 @@ import click
 from convotrail import __version__
 from convotrail.errors import ConvotrailError, TopicError
 from convotrail.settings import Settings
+from convotrail.terminal import escape, escape_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -204,19 +205,62 @@ def schemas_check() -> None:
 # -- produce -------------------------------------------------------------------
 
 
-@main.command()
+@main.command(
+    epilog="Exit status: 0 every event acknowledged by the broker; 1 a failure (Kafka or "
+    "the schema registry unreachable, events not acknowledged within --timeout, the file "
+    "unreadable); 2 a usage error; 3 some lines refused (every valid line acknowledged)."
+)
 @click.option(
     "--file", "-f", "path", required=True, type=click.Path(allow_dash=True, dir_okay=False),
     help="JSON-lines file of events, or - for standard input.",
 )  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=1.0), default=30.0, show_default=True,
+    help="Seconds an event may wait for the broker's acknowledgement.",
+)  # fmt: skip
 @_one_line_errors
-def produce(path: str, quiet: bool) -> None:
+def produce(path: str, quiet: bool, timeout: float) -> None:
     """Validate and publish events, one JSON object per line.
 
-    Exit 0 when every line was sent, 2 when some line was refused (each is
-    reported with its line number and reason), 1 when a delivery failed.
+    Each refused line is reported with its number and reason (control characters
+    escaped) and the lines after it are still published.
     """
+    from connectors.produce_file import read_lines
+
+    with _open_input(path) as stream:
+        summary = _publish(_settings(), stream, read_lines(stream), path, quiet, timeout)
+    for failure in summary.failed[:20]:
+        click.echo(f"failed {escape(failure)}", err=True)
+    if len(summary.failed) > 20:
+        click.echo(f"failed ... and {len(summary.failed) - 20} more", err=True)
+    if summary.unacknowledged:
+        click.echo(
+            f"error: {summary.unacknowledged} event(s) not acknowledged by Kafka at "
+            f"{_settings().bootstrap_servers} within {timeout:.0f} s: is the broker "
+            "reachable? (`convotrail stack status`); nothing after them is known to be "
+            "published",
+            err=True,
+        )
+    click.echo(summary.describe())
+    sys.exit(summary.exit_status)
+
+
+def _open_input(path: str) -> Any:
+    """The file as bytes (lines are decoded one by one), or one line naming the problem."""
+    if path == "-":
+        return contextlib.nullcontext(sys.stdin.buffer)
+    try:
+        return open(path, "rb")  # closed by the caller's with
+    except OSError as exc:
+        raise ConvotrailError(
+            f"cannot read {escape(path)}: {exc.strerror or exc}: give an existing JSON-lines "
+            "file, or - for standard input"
+        ) from None
+
+
+def _publish(settings: Settings, stream: Any, lines: Any, path: str, quiet: bool,
+             timeout: float) -> Any:  # fmt: skip
     import os
 
     from rich.console import Console
@@ -226,37 +270,43 @@ def produce(path: str, quiet: bool) -> None:
     from connectors.publisher import EventPublisher
     from convotrail.topics import connect
 
-    settings = _settings()
     # Refused credentials or a missing topic: one line now, not events waiting in
     # librdkafka's queue until their delivery times out.
     topic = settings.topics.conversation_events
     if topic not in connect(settings)[1].topics:
         raise TopicError(f"topic {topic} does not exist: run `convotrail topics create`")
-    err = Console(stderr=True)
-    stream = click.open_file(path, "r", encoding="utf-8")
-    total = None if path == "-" else os.path.getsize(path)
-    columns = [TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TextColumn("bytes")]
-    with (
-        stream,
-        EventPublisher(settings) as publisher,
-        Progress(*columns, console=err, disable=quiet or total is None) as progress,
-    ):
-        task = progress.add_task("publish", total=total)
-        summary = produce_lines(
-            stream,
-            publisher,
-            on_line=lambda line: progress.advance(task, len(line.encode())),
-            on_refusal=lambda refusal: err.print(
-                f"refused {refusal}", markup=False, highlight=False, soft_wrap=True
-            ),
+    try:
+        publisher = EventPublisher(
+            settings, producer_config={"message.timeout.ms": int(timeout * 1000)}
         )
-    for failure in summary.failed:
-        click.echo(f"failed {failure}", err=True)
-    click.echo(summary.describe())
-    if summary.failed:
-        sys.exit(1)
-    if summary.refused:
-        sys.exit(2)
+    except ConvotrailError:
+        raise
+    except Exception as exc:  # the registry client raises its own types (requests, ...)
+        raise ConvotrailError(
+            f"schema registry at {settings.registry_url} did not take the schema: "
+            f"{type(exc).__name__}: {escape(str(exc))[:200]}: is it running? (`convotrail "
+            "stack status`, or set SCHEMA_REGISTRY_URL)"
+        ) from None
+    err = Console(stderr=True)
+    total = None if path == "-" else os.fstat(stream.fileno()).st_size
+    columns = [TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TextColumn("bytes")]
+    try:
+        with Progress(*columns, console=err, disable=quiet or total is None) as progress:
+            task = progress.add_task("publish", total=total)
+            return produce_lines(
+                lines,
+                publisher,
+                on_line=lambda size: progress.advance(task, size),
+                on_refusal=lambda refusal: err.print(
+                    f"refused {escape(str(refusal))}", markup=False, highlight=False,
+                    soft_wrap=True,
+                ),
+                flush_timeout=timeout,
+            )  # fmt: skip
+    finally:
+        # What is still in flight was waited for already (flush_timeout): counted, not
+        # waited for again.
+        publisher.close(timeout=0.5)
 
 
 @main.command("demo-events")
@@ -599,7 +649,11 @@ def timeline(
     entries = load_timeline(
         _database_url(settings, database_url), conversation_id, account_id=account_id
     )
-    click.echo(render_timeline_json(entries) if as_json else render_timeline_text(entries))
+    # Event text is untrusted: control characters reach the terminal escaped.
+    if as_json:
+        click.echo(escape_json(render_timeline_json(entries)))
+    else:
+        click.echo("\n".join(escape(line) for line in (render_timeline_text([e]) for e in entries)))
 
 
 @main.command()
@@ -613,7 +667,8 @@ def state(conversation_id: str, database_url: str | None, as_json: bool) -> None
 
     settings = _settings()
     found = load_state(_database_url(settings, database_url), conversation_id)
-    click.echo(render_state_json(found) if as_json else render_state_text(found))
+    text = render_state_json(found) if as_json else render_state_text(found)
+    click.echo(escape_json(text) if as_json else escape(text, keep="\n"))
 
 
 @main.command()
