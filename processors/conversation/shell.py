@@ -45,8 +45,9 @@ from schemas.codecs import ModelCodec
 from schemas.errors import SerdeError
 from schemas.model import ConversationEvent, ConversationState, TimelineEntry
 from schemas.registry import Registry
+from schemas.revalidation import check_decoded
 from schemas.serde import AvroSerde
-from schemas.validation import InvalidEvent, check_event
+from schemas.validation import InvalidEvent
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def on_event(task: Task[ConversationApp], record: Record) -> None:
     try:
         # The topic is not trusted: raw producers skip the publisher's validation.
         # The clock is the record's own time, so a replay decides the same way.
-        check_event(event, _record_time(task, record, event))
+        check_decoded(event, _record_time(task, record, event))
     except InvalidEvent as exc:
         labelled(EVENTS_IN, "invalid").inc()
         task.dead_letter(record, INVALID_EVENT, str(exc), "InvalidEvent")

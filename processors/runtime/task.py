@@ -70,6 +70,10 @@ class Output(Protocol):
 
 
 ERROR_BYTES = 1024
+# What a dead letter carries of its record at most, far below the broker's 1 MB.
+DLQ_KEY_BYTES = 4096
+DLQ_VALUE_BYTES = 256 * 1024
+DLQ_HEADER_BYTES = 64 * 1024
 
 
 def bounded(text: str, limit: int = ERROR_BYTES) -> str:
@@ -81,6 +85,29 @@ def bounded(text: str, limit: int = ERROR_BYTES) -> str:
         return text
     cut = data[: limit - 40].decode(errors="ignore")
     return f"{cut}... ({len(data)} bytes, truncated)"
+
+
+def _fitting(record: Record) -> tuple[bytes | None, bytes | None, Headers, str]:
+    """The record's key, value and headers cut to what a DLQ record can carry.
+
+    A record near the broker's size limit plus the DLQ headers is over it: its dead
+    letter would fail the transaction on every retry and stall the partition. The
+    whole record stays readable at its source offset (dlq.source.*) while the topic
+    retains it; `dlq.truncated` says what was cut."""
+    key, value = record.key(), record.value()
+    headers: Headers = record.headers() or ()
+    cut = []
+    if key is not None and len(key) > DLQ_KEY_BYTES:
+        cut.append(f"key {len(key)} bytes")
+        key = key[:DLQ_KEY_BYTES]
+    if value is not None and len(value) > DLQ_VALUE_BYTES:
+        cut.append(f"value {len(value)} bytes")
+        value = value[:DLQ_VALUE_BYTES]
+    size = sum(len(name) + len(v or b"") for name, v in headers)
+    if size > DLQ_HEADER_BYTES:
+        cut.append(f"{len(headers)} headers of {size} bytes dropped")
+        headers = ()
+    return key, value, headers, "; ".join(cut)
 
 
 def header(record: Record, name: str) -> bytes | None:
@@ -135,8 +162,11 @@ class Task(Generic[A]):
         text = bounded(f"{reason}: {error}")
         log.warning("%s[%s]@%s -> %s: %s", topic, record.partition(), record.offset(),
                     target, text)  # fmt: skip
+        key, value, kept, truncated = _fitting(record)
+        if truncated:
+            extra = [*extra, (h.DLQ_TRUNCATED, truncated.encode())]
         headers: list[tuple[str, bytes | str | None]] = [
-            *(record.headers() or ()),
+            *kept,
             *extra,
             (h.DLQ_ERROR, text.encode()),
             (h.DLQ_ERROR_CLASS, (error_class or reason).encode()),
@@ -144,7 +174,7 @@ class Task(Generic[A]):
             (h.DLQ_SOURCE_PARTITION, str(record.partition()).encode()),
             (h.DLQ_SOURCE_OFFSET, str(record.offset()).encode()),
         ]
-        self.output.send(target, record.key(), record.value(), headers, None)
+        self.output.send(target, key, value, headers, None)
         DLQ_RECORDS.labels(self.app_id, topic, reason).inc()
 
     def now(self) -> int:

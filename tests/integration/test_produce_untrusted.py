@@ -122,7 +122,7 @@ def test_standard_input_with_invalid_utf8_refuses_that_line_only(topics: Setting
     result = _produce(_env(topics), ["-f", "-"], stdin=data)
     assert result.returncode == 3, result.stderr
     assert result.stderr.decode().splitlines() == [
-        "refused line 1: not valid UTF-8 (byte 16)",
+        "refused line 1: not valid UTF-8 (byte 15)",
         "refused line 3: not valid UTF-8 (byte 1)",
     ]
     assert "sent 2, refused 2, failed 0" in result.stdout.decode()

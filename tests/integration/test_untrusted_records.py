@@ -150,6 +150,10 @@ def test_raw_records_each_reach_the_dlq_with_their_reason(topics: Settings, tmp_
         assert got == expected
         assert len(dead) == len(expected), "one dead letter per bad record"
         by_kind = {_headers(m)[KIND].decode(): m for m in dead}
+        # A record near the size limit: its dead letter carries what fits, and says so.
+        huge = by_kind["garbage-1mb"]
+        assert _headers(huge)["dlq.truncated"] == b"value 1000001 bytes"
+        assert len(huge.value() or b"") == 256 * 1024
         for kind, _type, _breaker, field in RULE_BREAKERS:
             error = _headers(by_kind[f"rule-{kind}"])["dlq.error"].decode()
             assert f": {field}: " in error, error[:300]
@@ -169,21 +173,23 @@ def test_raw_records_each_reach_the_dlq_with_their_reason(topics: Settings, tmp_
             samples = scrape(port)
             found = {
                 reason: samples.get(
-                    f'convotrail_dlq_records_total{{app="{app}",'
-                    f'topic="{names.conversation_events}",reason="{reason}"}}', 0.0)
+                    f'convotrail_dlq_records_total{{app="{app}",reason="{reason}",'
+                    f'topic="{names.conversation_events}"}}', 0.0)
                 for reason in reasons
             }  # fmt: skip
+            seen.update({name: value for name, value in samples.items() if "dlq_records" in name})
             return found if found == {r: float(c) for r, c in reasons.items()} else None
 
-        wait_until(counted, timeout=30, what=f"DLQ counters {dict(reasons)} on /metrics")
+        seen: dict[str, float] = {}
+        try:
+            wait_until(counted, timeout=30, what=f"DLQ counters {dict(reasons)} on /metrics")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; /metrics had {seen}") from None
 
 
 def _headers(message: Message) -> dict[str, bytes]:
-    found: dict[str, bytes] = {}
-    for name, value in message.headers() or []:
-        if isinstance(value, bytes):
-            found[name] = value
-    return found
+    return {name: value for name, value in dict(message.headers() or []).items()
+            if isinstance(value, bytes)}  # fmt: skip
 
 
 def _with_time(event: ConversationEvent) -> ConversationEvent:

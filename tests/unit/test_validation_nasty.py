@@ -6,15 +6,19 @@ The same tables feed the `produce` CLI suite and the worker's raw-record suite.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors.traffic import generate
 from schemas.examples import EXAMPLES
-from schemas.validation import InvalidEvent, avro_record_from_json, check_event
+from schemas.revalidation import check_decoded
+from schemas.validation import InvalidEvent, avro_record_from_json, check_event, event_from_json
 from tests.support.nasty import NASTY_EVENTS, NOW, RULE_BREAKERS, rule_breaker
 
 
@@ -107,3 +111,58 @@ def test_any_text_as_json_line_is_valid_or_refused(text: str) -> None:
     except ValueError:
         return
     _accepted_or_refused(raw)
+
+
+# The worker's check on decoded events (schemas/revalidation.py) refuses what the
+# publisher's does, naming the same field, and accepts what it accepts.
+@pytest.mark.parametrize(
+    ("kind", "event_type", "breaker", "field"), RULE_BREAKERS, ids=[k for k, *_ in RULE_BREAKERS]
+)
+def test_the_workers_check_refuses_a_rule_breaker_like_the_publisher(
+    kind: str, event_type: str, breaker: Any, field: str
+) -> None:
+    event = rule_breaker(event_type, breaker, f"evt-{kind}")
+    with pytest.raises(InvalidEvent) as refused:
+        check_decoded(event, NOW)
+    assert refused.value.field == field, str(refused.value)
+
+
+def test_the_workers_check_refuses_a_payload_of_another_type() -> None:
+    resolved = event_from_json(EXAMPLES["RESOLVED"], NOW)
+    mixed = dataclasses.replace(event_from_json(EXAMPLES["TAG_ADDED"], NOW),
+                                payload=resolved.payload)  # fmt: skip
+    with pytest.raises(InvalidEvent, match="payload: is a Resolved but type TAG_ADDED needs"):
+        check_decoded(mixed, NOW)
+
+
+def test_the_workers_check_accepts_every_example_and_generated_event() -> None:
+    events = [event_from_json(raw, NOW) for raw in EXAMPLES.values()]
+    events += generate(seed=3, conversations=300, start=NOW - timedelta(days=20))
+    for event in events:
+        check_event(event, NOW)
+        check_decoded(event, NOW)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(EXAMPLES)), st.data())
+def test_both_checks_agree_on_any_string_or_time_field(name: str, data: Any) -> None:
+    event = event_from_json(EXAMPLES[name], NOW)
+    raw = event.to_avro()
+    strings = [(k, v) for k, v in raw.items() if isinstance(v, str | datetime) and k != "type"]
+    field, value = data.draw(st.sampled_from(strings))
+    if isinstance(value, datetime):
+        new: Any = data.draw(st.datetimes(timezones=st.just(UTC)))
+    else:
+        new = data.draw(st.text(max_size=40) | st.sampled_from(["", " ", "a" * 201, "x\ud800"]))
+    changed = dataclasses.replace(event, **{field: new})
+    try:
+        check_event(changed, NOW)
+        publisher: str | None = None
+    except InvalidEvent as refused:
+        publisher = refused.field
+    try:
+        check_decoded(changed, NOW)
+        worker: str | None = None
+    except InvalidEvent as refused:
+        worker = refused.field
+    assert worker == publisher
