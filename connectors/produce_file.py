@@ -104,7 +104,8 @@ def parse_line(data: bytes | None) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"not valid UTF-8 (byte {exc.start + 1})") from None
-    if not text.strip(" \t\r\n"):
+    text = text.rstrip(" \t\r")  # JSON's whitespace; kept at the front, so columns match
+    if not text.lstrip(" \t\r"):
         raise _Blank
     try:
         return json.loads(text)

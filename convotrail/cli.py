@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from convotrail import __version__
-from convotrail.errors import ConvotrailError, TopicError
+from convotrail.errors import ConvotrailError
 from convotrail.settings import Settings
 from convotrail.terminal import escape, escape_json
 
@@ -226,10 +226,10 @@ def produce(path: str, quiet: bool, timeout: float) -> None:
     Each refused line is reported with its number and reason (control characters
     escaped) and the lines after it are still published.
     """
-    from connectors.produce_file import read_lines
+    from connectors.produce_run import open_input, publish_file
 
-    with _open_input(path) as stream:
-        summary = _publish(_settings(), stream, read_lines(stream), path, quiet, timeout)
+    with open_input(path) as stream:
+        summary = publish_file(_settings(), stream, path, quiet, timeout)
     for failure in summary.failed[:20]:
         click.echo(f"failed {escape(failure)}", err=True)
     if len(summary.failed) > 20:
@@ -244,69 +244,6 @@ def produce(path: str, quiet: bool, timeout: float) -> None:
         )
     click.echo(summary.describe())
     sys.exit(summary.exit_status)
-
-
-def _open_input(path: str) -> Any:
-    """The file as bytes (lines are decoded one by one), or one line naming the problem."""
-    if path == "-":
-        return contextlib.nullcontext(sys.stdin.buffer)
-    try:
-        return open(path, "rb")  # closed by the caller's with
-    except OSError as exc:
-        raise ConvotrailError(
-            f"cannot read {escape(path)}: {exc.strerror or exc}: give an existing JSON-lines "
-            "file, or - for standard input"
-        ) from None
-
-
-def _publish(settings: Settings, stream: Any, lines: Any, path: str, quiet: bool,
-             timeout: float) -> Any:  # fmt: skip
-    import os
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from connectors.produce_file import produce_lines
-    from connectors.publisher import EventPublisher
-    from convotrail.topics import connect
-
-    # Refused credentials or a missing topic: one line now, not events waiting in
-    # librdkafka's queue until their delivery times out.
-    topic = settings.topics.conversation_events
-    if topic not in connect(settings)[1].topics:
-        raise TopicError(f"topic {topic} does not exist: run `convotrail topics create`")
-    try:
-        publisher = EventPublisher(
-            settings, producer_config={"message.timeout.ms": int(timeout * 1000)}
-        )
-    except ConvotrailError:
-        raise
-    except Exception as exc:  # the registry client raises its own types (requests, ...)
-        raise ConvotrailError(
-            f"schema registry at {settings.registry_url} did not take the schema: "
-            f"{type(exc).__name__}: {escape(str(exc))[:200]}: is it running? (`convotrail "
-            "stack status`, or set SCHEMA_REGISTRY_URL)"
-        ) from None
-    err = Console(stderr=True)
-    total = None if path == "-" else os.fstat(stream.fileno()).st_size
-    columns = [TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TextColumn("bytes")]
-    try:
-        with Progress(*columns, console=err, disable=quiet or total is None) as progress:
-            task = progress.add_task("publish", total=total)
-            return produce_lines(
-                lines,
-                publisher,
-                on_line=lambda size: progress.advance(task, size),
-                on_refusal=lambda refusal: err.print(
-                    f"refused {escape(str(refusal))}", markup=False, highlight=False,
-                    soft_wrap=True,
-                ),
-                flush_timeout=timeout,
-            )  # fmt: skip
-    finally:
-        # What is still in flight was waited for already (flush_timeout): counted, not
-        # waited for again.
-        publisher.close(timeout=0.5)
 
 
 @main.command("demo-events")

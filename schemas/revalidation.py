@@ -19,15 +19,9 @@ from functools import cache
 from typing import Any
 
 from schemas import contract
+from schemas.field_rules import _Refusal, _string_check, _timestamp_check
 from schemas.model import PAYLOAD_BY_TYPE, ConversationEvent
-from schemas.validation import (
-    InvalidEvent,
-    _event_ref,
-    _Refusal,
-    _rules,
-    _string_check,
-    _timestamp_check,
-)
+from schemas.validation import InvalidEvent, _event_ref, _rules
 
 # (value, path) -> anything (ignored), or raises _Refusal
 Walk = Callable[[Any, str], Any]

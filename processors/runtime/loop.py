@@ -56,12 +56,11 @@ from processors.runtime.errors import AbortableError, FatalKafkaError, RuntimeFa
 from processors.runtime.health import LoopStatus
 from processors.runtime.rebalance import Rebalancing
 from processors.runtime.restore import Restorer
-from processors.runtime.task import Headers, Task
+from processors.runtime.task import Headers
 from processors.runtime.tasks import Tasks
 from processors.runtime.topology import Topology
 from processors.runtime.transaction import Transactions
 from processors.runtime.wiring import ClientErrors
-from schemas.headers import DLQ_EXPECTED_PARTITION
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +114,7 @@ class StreamLoop:
         self._next_tick = 0.0
         self._next_lag = 0.0
         self._broken_timers: set[tuple[int, str, bytes, str]] = set()
-        self.guard = partitioning.PartitionGuard(self._partition_count)
+        self.guard = partitioning.PartitionGuard(partitioning.counter(self.consumer))
 
     # -- the Output protocol: what tasks send goes into the open transaction --------------
 
@@ -220,7 +219,7 @@ class StreamLoop:
         key = message.key()
         misplaced = None if key is None else self.guard.misplaced(topic, partition, key)
         if misplaced is not None:
-            self._misplaced(task, message, *misplaced)
+            partitioning.refuse(task, message, *misplaced, observed=self.topology.observed)
         elif failure is not None:
             task.dead_letter(message, "processing-error", failure, "ProcessingError")
         else:
@@ -239,25 +238,6 @@ class StreamLoop:
         kind, stamp = message.timestamp()
         if kind != TIMESTAMP_NOT_AVAILABLE:
             self.timestamps.append(stamp)
-
-    def _misplaced(self, task: Task[Any], message: Message, expected: int, count: int) -> None:
-        """Never handled: dead-lettered, or skipped where another processor dead-letters it."""
-        topic = message.topic() or ""
-        if topic in self.topology.observed:
-            partitioning.SKIPPED.labels(self.app, topic, partitioning.WRONG_PARTITION).inc()
-            return
-        error = partitioning.describe(message.partition() or 0, expected, count)
-        task.dead_letter(message, partitioning.WRONG_PARTITION, error, "WrongPartition",
-                         extra=[(DLQ_EXPECTED_PARTITION, str(expected).encode())])  # fmt: skip
-
-    def _partition_count(self, topic: str) -> int:
-        try:
-            found = self.consumer.list_topics(topic, timeout=10).topics.get(topic)
-        except KafkaException as exc:
-            raise AbortableError(f"no metadata for {topic}: {exc}") from exc
-        if found is None or not found.partitions:
-            raise AbortableError(f"no partitions known for {topic}")
-        return len(found.partitions)
 
     def _consumer_error(self, error: KafkaError) -> None:
         code = error.code()

@@ -22,10 +22,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
+from confluent_kafka import Consumer, KafkaException
 from prometheus_client import Counter
 
+from processors.runtime.errors import AbortableError
+from processors.runtime.task import Record, Task
 from schemas import keys
+from schemas.headers import DLQ_EXPECTED_PARTITION
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +75,31 @@ def describe(partition: int, expected: int, count: int) -> str:
         f"to partition {partition}: the producer does not partition like Kafka's Java "
         "clients (librdkafka: partitioner=murmur2_random)"
     )
+
+
+def counter(consumer: Consumer) -> Callable[[str], int]:
+    """A topic's partition count from the broker's metadata (asked once per topic)."""
+
+    def count(topic: str) -> int:
+        try:
+            found = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        except KafkaException as exc:
+            raise AbortableError(f"no metadata for {topic}: {exc}") from exc
+        if found is None or not found.partitions:
+            raise AbortableError(f"no partitions known for {topic}")
+        return len(found.partitions)
+
+    return count
+
+
+def refuse(
+    task: Task[Any], record: Record, expected: int, count: int, observed: frozenset[str]
+) -> None:
+    """Never handled: dead-lettered, or skipped where another processor dead-letters it."""
+    topic = record.topic() or ""
+    if topic in observed:
+        SKIPPED.labels(task.app_id, topic, WRONG_PARTITION).inc()
+        return
+    error = describe(record.partition() or 0, expected, count)
+    task.dead_letter(record, WRONG_PARTITION, error, "WrongPartition",
+                     extra=[(DLQ_EXPECTED_PARTITION, str(expected).encode())])  # fmt: skip

@@ -144,7 +144,7 @@ def test_an_unreachable_broker_is_one_line_and_exit_1(topics: Settings) -> None:
     assert time.monotonic() - started < 60
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: Kafka at 127.0.0.1:"), lines
-    assert "did not answer" in lines[0]
+    assert "did not answer" in lines[0] and "is it running?" in lines[0]
 
 
 def test_an_unreachable_registry_is_one_line_and_exit_1(topics: Settings) -> None:
