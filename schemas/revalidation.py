@@ -23,7 +23,8 @@ from schemas.field_rules import _Refusal, _string_check, _timestamp_check
 from schemas.model import PAYLOAD_BY_TYPE, ConversationEvent
 from schemas.validation import InvalidEvent, _event_ref, _rules
 
-# (value, path) -> anything (ignored), or raises _Refusal
+# (value, path) -> anything (ignored), or raises _Refusal with the path below `value`
+# (the walks pass "" as path; see _join)
 Walk = Callable[[Any, str], Any]
 
 # Event types whose payload rules read payload fields (validation._payload_rules).
@@ -35,6 +36,14 @@ _PAYLOAD_RULES = frozenset(
 
 def _skip(value: Any, path: str) -> None:
     return None
+
+
+def _join(name: str, rest: str) -> str:
+    """A refusal's path, built only when there is a refusal: walks pass "" down and
+    each level prefixes its field name on the way up (no string work per field)."""
+    if not rest:
+        return name
+    return f"{name}{rest}" if rest.startswith("[") else f"{name}.{rest}"
 
 
 class _Planner:
@@ -67,8 +76,12 @@ class _Planner:
                 return _skip
 
             def array(value: Any, path: str) -> None:
-                for index, element in enumerate(value):
-                    item(element, f"{path}[{index}]")
+                index = 0
+                try:
+                    for index, element in enumerate(value):  # noqa: B007 - read by except
+                        item(element, "")
+                except _Refusal as refusal:
+                    raise _Refusal(_join(f"[{index}]", refusal.path), refusal.rule) from None
 
             return array
         if kind == "record":
@@ -84,11 +97,14 @@ class _Planner:
         plan: list[tuple[str, Walk]] = []
 
         def record(value: Any, path: str) -> None:
-            prefix = f"{path}." if path else ""
-            for name, walk in plan:
-                field = getattr(value, name)
-                if field is not None:
-                    walk(field, prefix + name)
+            name = ""
+            try:
+                for name, walk in plan:
+                    field = getattr(value, name)
+                    if field is not None:
+                        walk(field, "")
+            except _Refusal as refusal:
+                raise _Refusal(_join(name, refusal.path), refusal.rule) from None
 
         self.records[key] = record  # before planning fields, for recursive types
         for field in schema["fields"]:
@@ -124,7 +140,10 @@ def check_decoded(event: ConversationEvent, now: datetime) -> None:
                 "payload", f"is a {event.payload.AVRO_NAME.rsplit('.', 1)[-1]} but type "
                 f"{event.type.value} needs a {expected.rsplit('.', 1)[-1]}"
             )  # fmt: skip
-        payload(expected)(event.payload, "payload")
+        try:
+            payload(expected)(event.payload, "")
+        except _Refusal as refusal:
+            raise _Refusal(_join("payload", refusal.path), refusal.rule) from None
         event_type = event.type.value
         body = event.payload.to_avro() if event_type in _PAYLOAD_RULES else {}
         _rules(

@@ -166,3 +166,14 @@ def test_both_checks_agree_on_any_string_or_time_field(name: str, data: Any) -> 
     except InvalidEvent as refused:
         worker = refused.field
     assert worker == publisher
+
+
+def test_both_checks_name_an_array_item_alike() -> None:
+    event = event_from_json(EXAMPLES["MESSAGE_ADDED"], NOW)
+    message: Any = event.payload
+    payload = dataclasses.replace(message, recipients=("jo@example.com", "x" * 2001))
+    broken = dataclasses.replace(event, payload=payload)
+    for check in (check_event, check_decoded):
+        with pytest.raises(InvalidEvent) as refused:
+            check(broken, NOW)
+        assert refused.value.field == "payload.recipients[1]", str(refused.value)
