@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 import click
 
 from convotrail import __version__
-from convotrail.errors import ConvotrailError, TopicError
+from convotrail.errors import ConvotrailError
 from convotrail.settings import Settings
+from convotrail.terminal import escape, escape_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -204,59 +205,45 @@ def schemas_check() -> None:
 # -- produce -------------------------------------------------------------------
 
 
-@main.command()
+@main.command(
+    epilog="Exit status: 0 every event acknowledged by the broker; 1 a failure (Kafka or "
+    "the schema registry unreachable, events not acknowledged within --timeout, the file "
+    "unreadable); 2 a usage error; 3 some lines refused (every valid line acknowledged)."
+)
 @click.option(
     "--file", "-f", "path", required=True, type=click.Path(allow_dash=True, dir_okay=False),
     help="JSON-lines file of events, or - for standard input.",
 )  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=1.0), default=30.0, show_default=True,
+    help="Seconds an event may wait for the broker's acknowledgement.",
+)  # fmt: skip
 @_one_line_errors
-def produce(path: str, quiet: bool) -> None:
+def produce(path: str, quiet: bool, timeout: float) -> None:
     """Validate and publish events, one JSON object per line.
 
-    Exit 0 when every line was sent, 2 when some line was refused (each is
-    reported with its line number and reason), 1 when a delivery failed.
+    Each refused line is reported with its number and reason (control characters
+    escaped) and the lines after it are still published.
     """
-    import os
+    from connectors.produce_run import open_input, publish_file
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from connectors.produce_file import produce_lines
-    from connectors.publisher import EventPublisher
-    from convotrail.topics import connect
-
-    settings = _settings()
-    # Refused credentials or a missing topic: one line now, not events waiting in
-    # librdkafka's queue until their delivery times out.
-    topic = settings.topics.conversation_events
-    if topic not in connect(settings)[1].topics:
-        raise TopicError(f"topic {topic} does not exist: run `convotrail topics create`")
-    err = Console(stderr=True)
-    stream = click.open_file(path, "r", encoding="utf-8")
-    total = None if path == "-" else os.path.getsize(path)
-    columns = [TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TextColumn("bytes")]
-    with (
-        stream,
-        EventPublisher(settings) as publisher,
-        Progress(*columns, console=err, disable=quiet or total is None) as progress,
-    ):
-        task = progress.add_task("publish", total=total)
-        summary = produce_lines(
-            stream,
-            publisher,
-            on_line=lambda line: progress.advance(task, len(line.encode())),
-            on_refusal=lambda refusal: err.print(
-                f"refused {refusal}", markup=False, highlight=False, soft_wrap=True
-            ),
+    with open_input(path) as stream:
+        summary = publish_file(_settings(), stream, path, quiet, timeout)
+    for failure in summary.failed[:20]:
+        click.echo(f"failed {escape(failure)}", err=True)
+    if len(summary.failed) > 20:
+        click.echo(f"failed ... and {len(summary.failed) - 20} more", err=True)
+    if summary.unacknowledged:
+        click.echo(
+            f"error: {summary.unacknowledged} event(s) not acknowledged by Kafka at "
+            f"{_settings().bootstrap_servers} within {timeout:.0f} s: is the broker "
+            "reachable? (`convotrail stack status`); nothing after them is known to be "
+            "published",
+            err=True,
         )
-    for failure in summary.failed:
-        click.echo(f"failed {failure}", err=True)
     click.echo(summary.describe())
-    if summary.failed:
-        sys.exit(1)
-    if summary.refused:
-        sys.exit(2)
+    sys.exit(summary.exit_status)
 
 
 @main.command("demo-events")
@@ -625,7 +612,11 @@ def timeline(
     entries = load_timeline(
         _database_url(settings, database_url), conversation_id, account_id=account_id
     )
-    click.echo(render_timeline_json(entries) if as_json else render_timeline_text(entries))
+    # Event text is untrusted: control characters reach the terminal escaped.
+    if as_json:
+        click.echo(escape_json(render_timeline_json(entries)))
+    else:
+        click.echo("\n".join(escape(line) for line in (render_timeline_text([e]) for e in entries)))
 
 
 @main.command()
@@ -644,7 +635,8 @@ def state(
     found = load_state(
         _database_url(settings, database_url), conversation_id, account_id=account_id
     )
-    click.echo(render_state_json(found) if as_json else render_state_text(found))
+    text = render_state_json(found) if as_json else render_state_text(found)
+    click.echo(escape_json(text) if as_json else escape(text, keep="\n"))
 
 
 @main.command()

@@ -30,9 +30,11 @@ from schemas import contract
 from schemas.headers import (
     DLQ_ERROR,
     DLQ_ERROR_CLASS,
+    DLQ_EXPECTED_PARTITION,
     DLQ_SOURCE_OFFSET,
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
+    DLQ_TRUNCATED,
     IDEMPOTENCY_KEY,
     PROVIDERS,
 )
@@ -108,6 +110,21 @@ def _dlq_headers() -> Json:
             DLQ_SOURCE_OFFSET: {
                 **digits,
                 "description": "Offset it was read at, as decimal text.",
+            },
+            DLQ_EXPECTED_PARTITION: {
+                **digits,
+                "description": (
+                    "Only on `wrong-partition` dead letters: the partition the record's key "
+                    "hashes to (Java's murmur2), as decimal text."
+                ),
+            },
+            DLQ_TRUNCATED: {
+                "type": "string",
+                "description": (
+                    "Only when the record was too large to carry whole (key over 4 KB, value "
+                    "over 256 KB, headers over 64 KB): what was cut. The whole record stays "
+                    "readable at its source offset while the topic retains it."
+                ),
             },
         },
     }

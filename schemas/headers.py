@@ -21,3 +21,8 @@ DLQ_ERROR_CLASS = "dlq.error.class"
 DLQ_SOURCE_TOPIC = "dlq.source.topic"
 DLQ_SOURCE_PARTITION = "dlq.source.partition"
 DLQ_SOURCE_OFFSET = "dlq.source.offset"
+# Set on records dead-lettered as `wrong-partition`: the partition their key hashes to.
+DLQ_EXPECTED_PARTITION = "dlq.expected.partition"
+# Set when a dead letter could not carry its whole record (near the broker's size
+# limit): what was cut; the record stays readable at its source offset.
+DLQ_TRUNCATED = "dlq.truncated"

@@ -48,7 +48,10 @@ def decode_body(
     except (
         EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError, SchemaResolutionError
     ) as exc:  # fmt: skip
-        raise UndecodableBody(f"Avro body does not match writer schema: {exc}") from exc
+        # Bounded: a schema resolution error quotes both schemas whole (72 KB).
+        raise UndecodableBody(
+            f"Avro body does not match writer schema: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from exc
     if buffer.tell() != len(body):
         raise UndecodableBody(
             f"Avro body has {len(body) - buffer.tell()} trailing bytes after the record"

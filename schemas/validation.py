@@ -15,25 +15,42 @@ Two layers, both pure (the clock is a parameter):
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from schemas import contract
+from schemas.field_rules import (
+    EARLIEST,
+    LATEST,
+    MAX_FUTURE_SKEW,
+    MAX_ID_LENGTH,
+    MAX_TEXT_LENGTH,
+    Check,
+    _boolean_check,
+    _enum_check,
+    _int_check,
+    _Refusal,
+    _string_check,
+    _timestamp_check,
+    _utf8,
+    shown,
+)
 from schemas.model import PAYLOAD_BY_TYPE, ConversationEvent
 
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-MAX_FUTURE_SKEW = timedelta(hours=24)
-MAX_ID_LENGTH = 200
-MAX_TEXT_LENGTH = 2000
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=#-]*")
-# Ids that come from email headers or providers keep their own syntax (<a@b>).
-FOREIGN_IDS = {"email_message_id", "provider_message_id"}
-_NON_EMPTY = {"name", "tag", "to_subject", "workflow_name", "bot_name", "file_name", "recipient"}
-_ISO_OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
-_TIMESTAMP = {"type": "long", "logicalType": "timestamp-millis"}
+__all__ = [
+    "EARLIEST",
+    "LATEST",
+    "MAX_FUTURE_SKEW",
+    "MAX_ID_LENGTH",
+    "MAX_TEXT_LENGTH",
+    "InvalidEvent",
+    "avro_record_from_json",
+    "check_event",
+    "event_from_json",
+    "shown",
+]
 
 
 class InvalidEvent(ValueError):
@@ -44,108 +61,6 @@ class InvalidEvent(ValueError):
         self.field = field
         self.rule = rule
         super().__init__(f"event {event_ref}: {field}: {rule}")
-
-
-def _epoch_millis_to_datetime(value: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=value)
-
-
-class _Refusal(Exception):
-    """Raised inside the compiled checks; turned into InvalidEvent with the event's id."""
-
-    def __init__(self, path: str, rule: str) -> None:
-        self.path = path
-        self.rule = rule
-
-
-# A compiled check: (value, path) -> the Avro-ready value, or raises _Refusal.
-Check = Callable[[Any, str], Any]
-
-
-def _string_check(field_name: str) -> Check:
-    """A string check with the rule its field name calls for, decided once at compile time."""
-    is_id = field_name not in FOREIGN_IDS and (
-        field_name == "id" or field_name.endswith("_id") or field_name == "on_behalf_of"
-    )
-    non_empty = field_name in FOREIGN_IDS or field_name in _NON_EMPTY
-
-    def check(value: Any, path: str) -> str:
-        if type(value) is not str and not isinstance(value, str):
-            raise _Refusal(path, f"must be a string, not {type(value).__name__}")
-        if is_id:
-            if not value.strip():
-                raise _Refusal(path, "must not be empty")
-            if len(value) > MAX_ID_LENGTH:
-                raise _Refusal(path, f"is longer than {MAX_ID_LENGTH} characters")
-            if not ID_PATTERN.fullmatch(value):
-                raise _Refusal(
-                    path,
-                    f"{value!r} has characters an id cannot have "
-                    "(letters, digits and ._:@/+=#- only)",
-                )
-        elif non_empty and not value.strip():
-            raise _Refusal(path, "must not be empty")
-        if len(value) > MAX_TEXT_LENGTH:
-            raise _Refusal(path, f"is longer than {MAX_TEXT_LENGTH} characters")
-        return value
-
-    return check
-
-
-def _int_check(bits: int) -> Check:
-    def check(value: Any, path: str) -> int:
-        if type(value) is not int:
-            raise _Refusal(path, f"must be an integer, not {type(value).__name__}")
-        if bits == 32 and not -(2**31) <= value < 2**31:
-            raise _Refusal(path, "does not fit a 32-bit integer")
-        return value
-
-    return check
-
-
-def _boolean_check(value: Any, path: str) -> bool:
-    if type(value) is not bool:
-        raise _Refusal(path, f"must be true or false, not {type(value).__name__}")
-    return value
-
-
-def _timestamp_check(value: Any, path: str) -> datetime:
-    if type(value) is datetime or isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise _Refusal(path, "must carry a timezone (naive datetimes are ambiguous)")
-        moment = value if value.tzinfo is UTC else value.astimezone(UTC)
-    elif type(value) is int:
-        moment = _epoch_millis_to_datetime(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if not _ISO_OFFSET.search(text):
-            raise _Refusal(path, f"{value!r} has no UTC offset: write it like 2026-11-25T09:30:00Z")
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-        except ValueError:
-            raise _Refusal(path, f"{value!r} is not an ISO-8601 timestamp") from None
-    else:
-        raise _Refusal(path, "must be an ISO-8601 timestamp or epoch milliseconds")
-    if moment < EARLIEST:
-        raise _Refusal(path, f"{moment.isoformat()} is before 2000-01-01")
-    return moment
-
-
-def _enum_check(schema: dict[str, Any]) -> Check:
-    symbols = frozenset(schema["symbols"])
-    listed = ", ".join(schema["symbols"])
-    name = schema["name"]
-
-    def check(value: Any, path: str) -> str:
-        if value not in symbols or not isinstance(value, str):
-            if not isinstance(value, str):
-                raise _Refusal(path, f"must be one of {listed}")
-            if len(symbols) > 8:  # listing 36 event types helps nobody
-                raise _Refusal(path, f"{value!r} is not a known {name} (see docs/events.md)")
-            raise _Refusal(path, f"{value!r} is not one of {listed}")
-        return str(value)
-
-    return check
 
 
 class _Compiler:
@@ -222,7 +137,10 @@ class _Compiler:
                     raise _Refusal(prefix + name, "is required")
             if seen != len(value):
                 unknown = sorted(str(k) for k in value if k not in known)
-                raise _Refusal(f"{prefix}{unknown[0]}", "is not a field of " + schema["name"])
+                name = unknown[0]
+                if len(name) > 80 or not name.isprintable() or not _utf8(name):
+                    name = shown(name)  # a field name is untrusted text too
+                raise _Refusal(f"{prefix}{name}", "is not a field of " + schema["name"])
             return out
 
         self.records[key] = check  # before compiling fields, for recursive types
@@ -264,7 +182,9 @@ def _event_ref(raw: Any) -> str:
     if isinstance(raw, Mapping):
         event_id = raw.get("event_id")
         if isinstance(event_id, str) and event_id.strip():
-            return event_id[:80]
+            if event_id.isprintable() and _utf8(event_id):
+                return event_id[:80]
+            return shown(event_id)  # escaped: the refusal is printed to a terminal
     return "<no event_id>"
 
 
@@ -334,7 +254,9 @@ def _payload_rules(record: dict[str, Any]) -> None:
     if event_type in ("BOUNCE_DETECTED", "DELIVERY_FAILED", "CUSTOMER_MARKED_SPAM") and (
         "@" not in payload["recipient"]
     ):
-        raise _Refusal("payload.recipient", f"{payload['recipient']!r} is not an email address")
+        raise _Refusal(
+            "payload.recipient", f"{shown(payload['recipient'])} is not an email address"
+        )
     if event_type in ("MERGE_RECEIVED", "REMINDER_TRIGGERED", "AUTO_RESOLVED") and (
         record["causation_id"] is None
     ):

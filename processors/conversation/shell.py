@@ -3,7 +3,8 @@
     conversation-events --(core.evolve)--> conversation-timeline (an entry per applied event)
                                       \\-> conversation-state (the newest snapshot per commit)
                                       \\-> conversation-events (derived events; fired timers)
-                                      \\-> conversation-events.dlq (undecodable, rejected)
+                                      \\-> conversation-events.dlq (undecodable, invalid,
+                                          rejected, wrong partition)
 
 Store `conversation-memory` (changelog `<app>-conversation-memory-changelog`): each
 conversation's Memory, keyed like its events. Its schedule is the memory's armed
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 from prometheus_client import Counter, Gauge, Histogram
 
 from convotrail import clients
@@ -43,7 +45,9 @@ from schemas.codecs import ModelCodec
 from schemas.errors import SerdeError
 from schemas.model import ConversationEvent, ConversationState, TimelineEntry
 from schemas.registry import Registry
+from schemas.revalidation import check_decoded
 from schemas.serde import AvroSerde
+from schemas.validation import InvalidEvent
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,8 @@ COUNTS = "counts"
 OUTCOMES = ("applied", "duplicate", "noop", "rejected")
 WATERMARK = "watermark"
 CLOCK = "clock"
+RECORD_TIME = "record-time"
+INVALID_EVENT = "invalid-event"
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,21 @@ def _clock(task: Task[ConversationApp]) -> datetime:
     return moment
 
 
+def _record_time(task: Task[ConversationApp], record: Record, event: ConversationEvent) -> datetime:
+    """The record's Kafka timestamp (its event time when it has none), as a datetime
+    converted once per millisecond."""
+    kind, ms = record.timestamp()
+    if kind == TIMESTAMP_NOT_AVAILABLE or ms <= 0:  # 0: a test driver, or no time at all
+        return event.occurred_at
+    last = task.scratch.get(RECORD_TIME)
+    if last is not None and last[0] == ms:
+        moment: datetime = last[1]
+        return moment
+    moment = _datetime(ms)
+    task.scratch[RECORD_TIME] = (ms, moment)
+    return moment
+
+
 def _event_headers(event: ConversationEvent) -> list[tuple[str, bytes | str | None]]:
     return [(h.EVENT_TYPE, event.type.value.encode())]
 
@@ -115,6 +136,14 @@ def on_event(task: Task[ConversationApp], record: Record) -> None:
     except SerdeError as exc:
         labelled(EVENTS_IN, "undecodable").inc()
         task.dead_letter(record, exc.reason, str(exc), type(exc).__name__)
+        return
+    try:
+        # The topic is not trusted: raw producers skip the publisher's validation.
+        # The clock is the record's own time, so a replay decides the same way.
+        check_decoded(event, _record_time(task, record, event))
+    except InvalidEvent as exc:
+        labelled(EVENTS_IN, "invalid").inc()
+        task.dead_letter(record, INVALID_EVENT, str(exc), "InvalidEvent")
         return
     if app.options.replay:
         moment = round(event.occurred_at.timestamp() * 1000)

@@ -409,4 +409,5 @@ def topology(
         on_due=on_due,
         co_partitioned=True,
         outputs=(names.suppressed_recipients,),
+        observed=frozenset({names.conversation_events}),  # dead-lettered by conversations
     )

@@ -144,4 +144,5 @@ def topology(
         stores=(StoreSpec(TRACKS, TrackCodec()),),
         before_commit=before_commit,
         outputs=(names.read_receipts, names.delivery_status),
+        observed=frozenset({names.conversation_events}),  # dead-lettered by conversations
     )

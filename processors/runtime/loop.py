@@ -50,7 +50,7 @@ from confluent_kafka import (
 )
 
 from convotrail.settings import Settings
-from processors.runtime import metrics, wiring
+from processors.runtime import metrics, partitioning, wiring
 from processors.runtime.config import RuntimeOptions
 from processors.runtime.errors import AbortableError, FatalKafkaError, RuntimeFailure
 from processors.runtime.health import LoopStatus
@@ -114,6 +114,7 @@ class StreamLoop:
         self._next_tick = 0.0
         self._next_lag = 0.0
         self._broken_timers: set[tuple[int, str, bytes, str]] = set()
+        self.guard = partitioning.PartitionGuard(partitioning.counter(self.consumer))
 
     # -- the Output protocol: what tasks send goes into the open transaction --------------
 
@@ -215,7 +216,11 @@ class StreamLoop:
         if not self.txn.open:
             self.txn.begin()
         failure = self.poison.get((topic, partition, offset)) if self.poison else None
-        if failure is not None:
+        key = message.key()
+        misplaced = None if key is None else self.guard.misplaced(topic, partition, key)
+        if misplaced is not None:
+            partitioning.refuse(task, message, *misplaced, observed=self.topology.observed)
+        elif failure is not None:
             task.dead_letter(message, "processing-error", failure, "ProcessingError")
         else:
             try:

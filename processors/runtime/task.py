@@ -69,6 +69,47 @@ class Output(Protocol):
     ) -> None: ...
 
 
+ERROR_BYTES = 1024
+# What a dead letter carries of its record at most, far below the broker's 1 MB.
+DLQ_KEY_BYTES = 4096
+DLQ_VALUE_BYTES = 256 * 1024
+DLQ_HEADER_BYTES = 64 * 1024
+
+
+def bounded(text: str, limit: int = ERROR_BYTES) -> str:
+    """At most `limit` UTF-8 bytes of printable text (control characters escaped)."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    data = text.encode()  # no lone surrogate is left: repr escaped them
+    if len(data) <= limit:
+        return text
+    cut = data[: limit - 40].decode(errors="ignore")
+    return f"{cut}... ({len(data)} bytes, truncated)"
+
+
+def _fitting(record: Record) -> tuple[bytes | None, bytes | None, Headers, str]:
+    """The record's key, value and headers cut to what a DLQ record can carry.
+
+    A record near the broker's size limit plus the DLQ headers is over it: its dead
+    letter would fail the transaction on every retry and stall the partition. The
+    whole record stays readable at its source offset (dlq.source.*) while the topic
+    retains it; `dlq.truncated` says what was cut."""
+    key, value = record.key(), record.value()
+    headers: Headers = record.headers() or ()
+    cut = []
+    if key is not None and len(key) > DLQ_KEY_BYTES:
+        cut.append(f"key {len(key)} bytes")
+        key = key[:DLQ_KEY_BYTES]
+    if value is not None and len(value) > DLQ_VALUE_BYTES:
+        cut.append(f"value {len(value)} bytes")
+        value = value[:DLQ_VALUE_BYTES]
+    size = sum(len(name) + len(v or b"") for name, v in headers)
+    if size > DLQ_HEADER_BYTES:
+        cut.append(f"{len(headers)} headers of {size} bytes dropped")
+        headers = ()
+    return key, value, headers, "; ".join(cut)
+
+
 def header(record: Record, name: str) -> bytes | None:
     for key, value in record.headers() or ():
         if key == name:
@@ -102,24 +143,38 @@ class Task(Generic[A]):
         self.output.send(topic, key, value, headers, partition)
 
     def dead_letter(
-        self, record: Record, reason: str, error: str, error_class: str | None = None
+        self,
+        record: Record,
+        reason: str,
+        error: str,
+        error_class: str | None = None,
+        extra: Headers = (),
     ) -> None:
-        """The record as it came (key, value, headers) on its topic's DLQ, with why."""
+        """The record as it came (key, value, headers) on its topic's DLQ, with why.
+
+        The error is bounded (ERROR_BYTES) and escaped: it comes from untrusted
+        input (a value quoted by a rule, a schema resolution naming both schemas)
+        and lands in a header, a log line and an operator's terminal."""
         topic = record.topic() or ""
         target = self.dead_letter_topics.get(topic)
         if target is None:
             raise KeyError(f"{self.app_id} has no dead-letter topic for {topic}")
-        log.warning("%s[%s]@%s -> %s: %s: %s", topic, record.partition(), record.offset(),
-                    target, reason, error)  # fmt: skip
+        text = bounded(f"{reason}: {error}")
+        log.warning("%s[%s]@%s -> %s: %s", topic, record.partition(), record.offset(),
+                    target, text)  # fmt: skip
+        key, value, kept, truncated = _fitting(record)
+        if truncated:
+            extra = [*extra, (h.DLQ_TRUNCATED, truncated.encode())]
         headers: list[tuple[str, bytes | str | None]] = [
-            *(record.headers() or ()),
-            (h.DLQ_ERROR, f"{reason}: {error}".encode()),
+            *kept,
+            *extra,
+            (h.DLQ_ERROR, text.encode()),
             (h.DLQ_ERROR_CLASS, (error_class or reason).encode()),
             (h.DLQ_SOURCE_TOPIC, topic.encode()),
             (h.DLQ_SOURCE_PARTITION, str(record.partition()).encode()),
             (h.DLQ_SOURCE_OFFSET, str(record.offset()).encode()),
         ]
-        self.output.send(target, record.key(), record.value(), headers, None)
+        self.output.send(target, key, value, headers, None)
         DLQ_RECORDS.labels(self.app_id, topic, reason).inc()
 
     def now(self) -> int:

@@ -45,6 +45,10 @@ class Topology(Generic[A]):
     co_partitioned: bool = False
     # Topics the processor writes to, checked to exist at start.
     outputs: tuple[str, ...] = field(default=())
+    # Inputs whose bad records another processor dead-letters (conversation-events is
+    # the conversation processor's): records of them on the wrong partition are
+    # skipped and counted here, so one bad record makes one dead letter.
+    observed: frozenset[str] = frozenset()
 
     @property
     def inputs(self) -> list[str]:
