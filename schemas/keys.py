@@ -6,7 +6,7 @@ needs one calls these functions.
 
 Every identity is scoped by account (ids are unique per account only, see
 docs/events.md): a key is its components joined by `|`, account first. Ids match
-schemas/validation.py's ID_PATTERN, which has no `|` (it does allow `/`, so the
+schemas/field_rules.py's ID_PATTERN, which has no `|` (it does allow `/`, so the
 keys before this version, `msg-1/CUSTOMER/cus-9`, were ambiguous), so no two
 distinct component tuples give equal keys; only the LAST component may be free
 text (an email address, a provider's message ref), because everything after the

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from schemas import keys
 from schemas import model as m
-from schemas.validation import ID_PATTERN
+from schemas.field_rules import ID_PATTERN
 
 ids = st.from_regex(ID_PATTERN, fullmatch=True).filter(lambda s: len(s) < 40)
 # The last component may be free text (an email address, a provider's ref).
