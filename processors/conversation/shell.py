@@ -26,11 +26,11 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 from prometheus_client import Counter, Gauge, Histogram
 
 from convotrail import clients
 from convotrail.settings import Settings, TopicNames
+from processors import contract_check
 from processors.conversation.core import evolve
 from processors.conversation.firing import fire_timer, schedule
 from processors.conversation.memory_codec import MemoryCodec, encode_memory, state_body
@@ -45,9 +45,7 @@ from schemas.codecs import ModelCodec
 from schemas.errors import SerdeError
 from schemas.model import ConversationEvent, ConversationState, TimelineEntry
 from schemas.registry import Registry
-from schemas.revalidation import check_decoded
 from schemas.serde import AvroSerde
-from schemas.validation import InvalidEvent
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +64,7 @@ COUNTS = "counts"
 OUTCOMES = ("applied", "duplicate", "noop", "rejected")
 WATERMARK = "watermark"
 CLOCK = "clock"
-RECORD_TIME = "record-time"
-INVALID_EVENT = "invalid-event"
+INVALID_EVENT = contract_check.INVALID_EVENT
 
 
 @dataclass(frozen=True)
@@ -109,21 +106,6 @@ def _clock(task: Task[ConversationApp]) -> datetime:
     return moment
 
 
-def _record_time(task: Task[ConversationApp], record: Record, event: ConversationEvent) -> datetime:
-    """The record's Kafka timestamp (its event time when it has none), as a datetime
-    converted once per millisecond."""
-    kind, ms = record.timestamp()
-    if kind == TIMESTAMP_NOT_AVAILABLE or ms <= 0:  # 0: a test driver, or no time at all
-        return event.occurred_at
-    last = task.scratch.get(RECORD_TIME)
-    if last is not None and last[0] == ms:
-        moment: datetime = last[1]
-        return moment
-    moment = _datetime(ms)
-    task.scratch[RECORD_TIME] = (ms, moment)
-    return moment
-
-
 def _event_headers(event: ConversationEvent) -> list[tuple[str, bytes | str | None]]:
     return [(h.EVENT_TYPE, event.type.value.encode())]
 
@@ -137,13 +119,10 @@ def on_event(task: Task[ConversationApp], record: Record) -> None:
         labelled(EVENTS_IN, "undecodable").inc()
         task.dead_letter(record, exc.reason, str(exc), type(exc).__name__)
         return
-    try:
-        # The topic is not trusted: raw producers skip the publisher's validation.
-        # The clock is the record's own time, so a replay decides the same way.
-        check_decoded(event, _record_time(task, record, event))
-    except InvalidEvent as exc:
+    refused = contract_check.refusal(task, record, event)  # the topic is not trusted
+    if refused is not None:
         labelled(EVENTS_IN, "invalid").inc()
-        task.dead_letter(record, INVALID_EVENT, str(exc), "InvalidEvent")
+        task.dead_letter(record, INVALID_EVENT, str(refused), "InvalidEvent")
         return
     if app.options.replay:
         moment = round(event.occurred_at.timestamp() * 1000)

@@ -39,6 +39,7 @@ from prometheus_client import Counter, Gauge
 
 from convotrail import clients
 from convotrail.settings import Settings, TopicNames
+from processors import contract_check
 from processors.delivery import facts, ledger
 from processors.delivery.notification import Notification, NotificationError
 from processors.delivery.providers import PARSERS
@@ -225,6 +226,8 @@ def on_conversation_event(task: Task[BounceApp], record: Record) -> None:
         event = app.events.decode(record.value())
     except SerdeError:
         return  # the conversation processor dead-letters it; nothing to learn
+    if contract_check.skip_if_refused(task, record, event):
+        return
     for route in routes_of(event):
         task.send(app.topics.message_routes, keys.message_ref(route.message_ref),
                   app.routes.encode(route))  # fmt: skip

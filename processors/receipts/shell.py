@@ -22,6 +22,7 @@ from prometheus_client import Counter
 
 from convotrail import clients
 from convotrail.settings import Settings, TopicNames
+from processors import contract_check
 from processors.receipts.codec import decode_track, encode_track
 from processors.receipts.core import TRACKED, Track, message_id_of, track
 from processors.receipts.scanner import ScannerRule
@@ -94,6 +95,8 @@ def on_event(task: Task[ReceiptsApp], record: Record) -> None:
         event = app.events.decode(record.value())
     except SerdeError:
         labelled(EVENTS_IN, "undecodable").inc()  # the conversation processor dead-letters it
+        return
+    if contract_check.skip_if_refused(task, record, event):
         return
     message_id = message_id_of(event)
     if message_id is None:

@@ -112,3 +112,66 @@ def test_the_rules_clock_is_the_records_time_not_the_wall_clock(tmp_path: Path) 
         assert len(_dead(driver)) == 1
     finally:
         driver.close()
+
+
+def _settings() -> Settings:
+    return Settings.from_env(
+        {"KAFKA_BOOTSTRAP_SERVERS": "unused:9092",
+         "SCHEMA_REGISTRY_URL": f"mock://{uuid.uuid4().hex}", "CONVOTRAIL_PARTITIONS": "3"}
+    )  # fmt: skip
+
+
+def _skipped(app_id: str, topic: str) -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(
+        "convotrail_skipped_records_total",
+        {"app": app_id, "topic": topic, "reason": "invalid-event"},
+    )
+    return value or 0.0
+
+
+def test_the_observing_processors_skip_what_the_conversation_processor_refuses(
+    tmp_path: Path,
+) -> None:
+    """The receipts and bounce processors read conversation-events too: an event the
+    contract refuses (one dead letter, from the conversation processor) must not become
+    a read receipt, a delivery status or a route; the same event made valid does."""
+    from processors.delivery import shell as bounces
+    from processors.receipts import shell as receipts
+
+    config = _settings()
+    good = event_from_json(dict(EXAMPLES["MESSAGE_ADDED"], conversation_id="cnv-ok"), NOW)
+    bad = dataclasses.replace(good, event_id="<script>alert(1)</script>")
+    observers = [
+        (receipts.topology(config, registry=clients.registry(config)), "read_receipts"),
+        (bounces.topology(config, bounces.BounceOptions(), clients.registry(config)),
+         "message_routes"),
+    ]  # fmt: skip
+    for number, (topology, output) in enumerate(observers):
+        driver = TopologyDriver(topology, tmp_path / str(number), partitions=3,
+                                clock=lambda: NOW_MS)  # fmt: skip
+        app = topology.app
+        topic = app.topics.conversation_events
+        before = _skipped(topology.app_id, topic)
+        for event in (bad, good):
+            driver.pipe(topic, app.events.encode(event), keys.of_event(event),
+                        [(h.EVENT_TYPE, event.type.value.encode())], timestamp=NOW_MS)  # fmt: skip
+            driver.commit()
+            if event is bad:
+                assert driver.produced == [], topology.app_id
+                assert _skipped(topology.app_id, topic) == before + 1
+        assert _skipped(topology.app_id, topic) == before + 1
+        if output == "message_routes":  # an outbound reply teaches its routes
+            assert driver.outputs(app.topics.message_routes)
+        else:  # the receipts store now tracks the message
+            partition = keys.partition_of(keys.of_event(good), 3)
+            assert (
+                driver.store(receipts.TRACKS, partition).get(
+                    keys.message_track(good.account_id, "msg-2")
+                )
+                is not None
+            )
+        # Nothing was dead-lettered here: the conversation processor does that once.
+        assert driver.outputs(app.topics.conversation_events_dlq) == []
+        driver.close()
