@@ -44,7 +44,6 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     TIMESTAMP_NOT_AVAILABLE,
     KafkaError,
-    KafkaException,
     Message,
     TopicPartition,
 )
@@ -52,7 +51,7 @@ from confluent_kafka import (
 from convotrail.settings import Settings
 from processors.runtime import metrics, partitioning, wiring
 from processors.runtime.config import RuntimeOptions
-from processors.runtime.errors import AbortableError, FatalKafkaError, RuntimeFailure
+from processors.runtime.errors import AbortableError, FatalKafkaError
 from processors.runtime.health import LoopStatus
 from processors.runtime.rebalance import Rebalancing
 from processors.runtime.restore import Restorer
@@ -373,15 +372,7 @@ class StreamLoop:
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
     def committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
-        # read_committed makes this wait for a pending transactional commit of these
-        # partitions (a zombie's), so the positions and the changelog agree.
-        for attempt in range(4):
-            try:
-                found: list[TopicPartition] = self.consumer.committed(partitions, timeout=30)
-                return found
-            except KafkaException as exc:
-                log.warning("fetching committed positions (attempt %d): %s", attempt + 1, exc)
-        raise RuntimeFailure("the group coordinator gave no committed positions in 120 s")
+        return wiring.committed_positions(self.consumer, partitions)
 
     # -- errors and shutdown -----------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from convotrail import clients
 from convotrail.settings import Settings
@@ -22,6 +22,7 @@ from processors.runtime.config import (
     RESTORE_GUARANTEES,
     RuntimeOptions,
 )
+from processors.runtime.errors import RuntimeFailure
 from processors.runtime.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -104,3 +105,18 @@ def producer_factory(
         )
 
     return new_producer
+
+
+def committed_positions(
+    consumer: Consumer, partitions: list[TopicPartition]
+) -> list[TopicPartition]:
+    """The group's committed positions of `partitions`. Under read_committed this waits
+    for a pending transactional commit of these partitions (a zombie's), so the
+    positions and the changelog agree."""
+    for attempt in range(4):
+        try:
+            found: list[TopicPartition] = consumer.committed(partitions, timeout=30)
+            return found
+        except KafkaException as exc:
+            log.warning("fetching committed positions (attempt %d): %s", attempt + 1, exc)
+    raise RuntimeFailure("the group coordinator gave no committed positions in 120 s")
