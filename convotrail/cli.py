@@ -227,6 +227,27 @@ def produce(path: str, quiet: bool, timeout: float) -> None:
     sys.exit(summary.exit_status)
 
 
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Say what would move; write nothing.")
+@_one_line_errors
+def rekey(dry_run: bool) -> None:
+    """Move state written before account scoping to its new keys (workers stopped).
+
+    \b
+    Exit 0: everything keyed the new way; 3: some legacy records could not be
+    resolved (listed; their values do not say their account).
+    """
+    from convotrail.rekey import rekey as run_rekey
+
+    plans = run_rekey(_settings(), dry_run=dry_run)
+    for plan in plans:
+        click.echo(("would move: " if dry_run else "") + plan.describe())
+        for key in plan.unresolved[:20]:
+            click.echo(f"  unresolved: {escape(key.decode(errors='replace'))}", err=True)
+    if any(plan.unresolved for plan in plans):
+        sys.exit(3)
+
+
 @main.command("demo-events")
 @click.option("--seed", default=7, show_default=True, help="Same seed, same events.")
 @click.option("--conversations", default=100, show_default=True, help="How many conversations.")
