@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from processors.runtime.store import PartitionStore
-from processors.runtime.task import Headers, Task
+from processors.runtime.task import Headers, Task, report_dead_letters
 from processors.runtime.topology import Topology
 from schemas.keys import partition_of
 
@@ -160,6 +160,7 @@ class TopologyDriver(Generic[A]):
                     self.changelog.append(Produced(changelog, key, value, (), task.partition))
                 store.commit(records, None)
             task.pending.clear()
+            report_dead_letters(task)
 
     def outputs(self, topic: str) -> list[Produced]:
         return [record for record in self.produced if record.topic == topic]

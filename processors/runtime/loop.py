@@ -55,7 +55,7 @@ from processors.runtime.errors import AbortableError, FatalKafkaError
 from processors.runtime.health import LoopStatus
 from processors.runtime.rebalance import Rebalancing
 from processors.runtime.restore import Restorer
-from processors.runtime.task import Headers
+from processors.runtime.task import Headers, report_dead_letters
 from processors.runtime.tasks import Tasks
 from processors.runtime.topology import Topology
 from processors.runtime.transaction import Transactions
@@ -321,6 +321,7 @@ class StreamLoop:
         phases["stores"].observe(stored - committed)
         for task in tasks:
             task.pending.clear()
+            report_dead_letters(task)
         self._report_scheduled()
         committed_at = time.time() * 1000
         observe = self._latency.observe
@@ -357,6 +358,7 @@ class StreamLoop:
             for store in task.stores.values():
                 store.abort()
             task.pending.clear()
+            task.dead_lettered.clear()  # replayed: counted when they commit
         self._reset_transaction()
 
     def rewind(self) -> None:

@@ -126,6 +126,9 @@ class Task(Generic[A]):
     dead_letter_topics: dict[str, str]
     stores: dict[str, PartitionStore[Any]] = field(default_factory=dict)
     pending: dict[str, Any] = field(default_factory=dict)
+    # Dead letters of the open transaction by (topic, reason): counted on the metric at
+    # commit (`report_dead_letters`), so an aborted and replayed record counts once.
+    dead_lettered: dict[tuple[str, str], int] = field(default_factory=dict)
     scratch: dict[str, Any] = field(default_factory=dict)
     clock: Callable[[Task[A]], int] | None = None
 
@@ -175,10 +178,18 @@ class Task(Generic[A]):
             (h.DLQ_SOURCE_OFFSET, str(record.offset()).encode()),
         ]
         self.output.send(target, key, value, headers, None)
-        DLQ_RECORDS.labels(self.app_id, topic, reason).inc()
+        slot = (topic, reason)
+        self.dead_lettered[slot] = self.dead_lettered.get(slot, 0) + 1
 
     def now(self) -> int:
         """Epoch ms: the processor's clock for this task (wall clock unless replaying)."""
         if self.clock is not None:
             return self.clock(self)
         return int(time.time() * 1000)
+
+
+def report_dead_letters(task: Task[Any]) -> None:
+    """After a commit: the transaction's dead letters onto the metric."""
+    for (topic, reason), count in task.dead_lettered.items():
+        DLQ_RECORDS.labels(task.app_id, topic, reason).inc(count)
+    task.dead_lettered.clear()
