@@ -59,7 +59,10 @@ class RuntimeOptions:
     # never past the open transaction's commit deadline.
     poll_timeout: float = 0.02
     tick: float = 0.1  # how often scheduled entries (timers) are looked at
-    session_timeout_ms: int = 10_000
+    # How long a crashed instance keeps its partitions. librdkafka heartbeats from its
+    # own thread, so a slow batch never counts against it (max.poll.interval.ms does);
+    # 6 s is the broker's minimum by default and what the sink uses.
+    session_timeout_ms: int = 6_000
     lag_interval: float = 2.0
     # Seconds between full garbage collections, run when the loop is idle.
     full_gc_interval: float = 300.0

@@ -17,7 +17,7 @@ from connectors.publisher import EventPublisher
 from convotrail.settings import Settings
 from schemas import model as m
 from schemas.codecs import ModelCodec
-from schemas.keys import partition_of
+from schemas.keys import conversation, partition_of
 from schemas.registration import register_contract
 from schemas.registry import Registry
 from schemas.serde import AvroSerde
@@ -28,6 +28,8 @@ from tests.support.waiting import wait_until
 from tests.support.worker import running_worker, start_worker, stop_worker
 
 pytestmark = pytest.mark.integration
+
+ACCOUNT = "acct-1"
 
 DANA = m.Actor(kind=m.ActorKind.STAFF, id="stf-dana", name="Dana")
 JO = m.Actor(kind=m.ActorKind.CUSTOMER, id="cus-jo", name="Jo Park")
@@ -45,7 +47,7 @@ class History:
         self.number += 1
         return m.ConversationEvent(
             event_id=f"evt-{self.number:04d}", conversation_id=conversation_id,
-            account_id="acct-1", type=m.TYPE_BY_PAYLOAD[type(payload)], occurred_at=at,
+            account_id=ACCOUNT, type=m.TYPE_BY_PAYLOAD[type(payload)], occurred_at=at,
             actor=actor, payload=payload,
         )  # fmt: skip
 
@@ -157,8 +159,8 @@ def test_a_worker_killed_before_the_due_time_still_fires_exactly_once(
     worker = start_worker(topics, home, timers=True)
     try:
         now = datetime.now(UTC)
-        while_down = now + timedelta(seconds=20)  # falls due while no worker runs
-        after_restart = now + timedelta(seconds=75)
+        while_down = now + timedelta(seconds=15)  # falls due while no worker runs
+        after_restart = now + timedelta(seconds=45)
         events = [
             h.created("cnv-1", m.Channel.EMAIL, now),
             h("cnv-1", m.ReminderAdded(reminder_id="down", due_at=while_down), now),
@@ -186,10 +188,10 @@ def test_a_worker_killed_before_the_due_time_still_fires_exactly_once(
 
 
 def _same_partition(conversation_id: str, partitions: int) -> str:
-    wanted = partition_of(conversation_id.encode(), partitions)
+    wanted = partition_of(conversation(ACCOUNT, conversation_id), partitions)
     return next(
         other for n in range(1000)
-        if partition_of((other := f"cnv-other-{n}").encode(), partitions) == wanted
+        if partition_of(conversation(ACCOUNT, other := f"cnv-other-{n}"), partitions) == wanted
     )  # fmt: skip
 
 
