@@ -21,6 +21,7 @@ from typing import Any
 from schemas import contract
 from schemas.field_rules import _Refusal, _string_check, _timestamp_check
 from schemas.model import PAYLOAD_BY_TYPE, ConversationEvent
+from schemas.revalidation_fast import FastChecks
 from schemas.validation import InvalidEvent, _event_ref, _rules
 
 # (value, path) -> anything (ignored), or raises _Refusal with the path below `value`
@@ -129,21 +130,41 @@ def _plans() -> tuple[Walk, Callable[[str], Walk]]:
     return envelope, payload
 
 
+@cache
+def _fast() -> FastChecks:
+    return FastChecks()
+
+
+def _passes_fast(event: ConversationEvent, expected: str) -> bool:
+    """The generated checks (revalidation_fast.py): whether the fields pass, cheaply."""
+    if expected != event.payload.AVRO_NAME:
+        return False
+    fast = _fast()
+    try:
+        fast.envelope(event)
+        fast.payload(expected)(event.payload)
+    except _Refusal:
+        return False
+    return True
+
+
 def check_decoded(event: ConversationEvent, now: datetime) -> None:
     """Raise InvalidEvent (event, field, rule) when a decoded event breaks the contract."""
-    envelope, payload = _plans()
     try:
-        envelope(event, "")
         expected = PAYLOAD_BY_TYPE[event.type].AVRO_NAME
-        if expected != event.payload.AVRO_NAME:  # the union lets a raw producer mix them
-            raise _Refusal(
-                "payload", f"is a {event.payload.AVRO_NAME.rsplit('.', 1)[-1]} but type "
-                f"{event.type.value} needs a {expected.rsplit('.', 1)[-1]}"
-            )  # fmt: skip
-        try:
-            payload(expected)(event.payload, "")
-        except _Refusal as refusal:
-            raise _Refusal(_join("payload", refusal.path), refusal.rule) from None
+        if not _passes_fast(event, expected):
+            # The planned walk again, for the refusal's field path and rule.
+            envelope, payload = _plans()
+            envelope(event, "")
+            if expected != event.payload.AVRO_NAME:  # the union lets a raw producer mix them
+                raise _Refusal(
+                    "payload", f"is a {event.payload.AVRO_NAME.rsplit('.', 1)[-1]} but type "
+                    f"{event.type.value} needs a {expected.rsplit('.', 1)[-1]}"
+                )  # fmt: skip
+            try:
+                payload(expected)(event.payload, "")
+            except _Refusal as refusal:
+                raise _Refusal(_join("payload", refusal.path), refusal.rule) from None
         event_type = event.type.value
         body = event.payload.to_avro() if event_type in _PAYLOAD_RULES else {}
         _rules(
