@@ -168,10 +168,14 @@ def test_convotrail_processes_set_no_stray_kafka_variables(
 
 
 def test_kafka_keeps_its_data_on_the_volume(services: dict[str, dict[str, Any]]) -> None:
+    # The image's default log dir is under /tmp, outside the mounted volume.
     kafka = services["kafka"]
     mounts = dict(volume.split(":")[1::-1] for volume in kafka["volumes"])
-    log_dirs = environment(kafka)["KAFKA_LOG_DIRS"]
-    assert log_dirs in mounts and mounts[log_dirs] == "kafka-data"
+    env = environment(kafka)
+    assert env["KAFKA_LOG_DIRS"] in mounts and mounts[env["KAFKA_LOG_DIRS"]] == "kafka-data"
+    # As on the local stack: a misspelt topic fails loudly instead of being created.
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
 
 
 def test_every_convotrail_command_is_a_real_command(services: dict[str, dict[str, Any]]) -> None:
