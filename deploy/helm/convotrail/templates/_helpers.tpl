@@ -64,10 +64,6 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- printf "%s%s" .root.Values.topics.prefix (get $apps .worker) -}}
 {{- end -}}
 
-{{- define "convotrail.sinkGroup" -}}
-{{- printf "%sconvotrail-sink" .Values.topics.prefix -}}
-{{- end -}}
-
 {{- define "convotrail.saslOn" -}}
 {{- if hasPrefix "SASL_" .Values.kafka.securityProtocol }}true{{ end -}}
 {{- end -}}
