@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit integration bench stack-start stack-stop clean
+.PHONY: demo test tools lint typecheck unit integration bench stack-start stack-stop clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11+ is required (found %s)" % sys.version.split()[0])'
@@ -18,9 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/convotrail demo
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck tools
 	$(BIN)/convotrail stack fetch
 	$(BIN)/pytest
+
+# Tools the suite drives that no Python package provides (helm for the chart tests),
+# built once into ~/.cache/convotrail/bin.
+tools:
+	bash deploy/tools/install-tools.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
