@@ -128,6 +128,7 @@ class SinkLoop:
         self.batch = SinkBatch(group_id)
         self.batch_started = 0.0
         self.assigned = False
+        self._assignment: list[KafkaPartition] = []
         self.activity = time.monotonic()
         # The current batch's records as consumed: a refused one goes to the DLQ as is.
         self._messages: dict[Source, Message] = {}
@@ -157,6 +158,7 @@ class SinkLoop:
             # offset for the group (it may belong to another database).
             tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
         consumer.assign(partitions)
+        self._assignment = partitions  # with the offsets they start from, for the lag
         self.assigned = True
         self.health.assigned = len(partitions)
         self.activity = time.monotonic()
@@ -201,13 +203,14 @@ class SinkLoop:
         # Eager rebalancing: every partition goes, and the next assignment brings
         # back those this sink keeps. Their lag is the new owner's to report.
         self.assigned = False
+        self._assignment = []
         self.health.assigned = 0
         forget_lag(self.group_id, partitions)
 
     def report_lag(self) -> None:
         """convotrail_consumer_lag of the assigned partitions, from this consumer's
         position (the database's lags it by the open batch at most)."""
-        report_lag(self.group_id, self.consumer, self.consumer.assignment())
+        report_lag(self.group_id, self.consumer, self._assignment)
 
     def discard(self, why: str) -> None:
         if self.batch:
