@@ -38,9 +38,11 @@ from connectors.sink.errors import (
     UnkeyedTombstone,
 )
 from connectors.sink.failures import Failure, classify, error_class, reason
+from connectors.sink.health import SinkHealth
 from connectors.sink.stats import SinkStats
 from connectors.sink.store import Store
 from convotrail import clients
+from convotrail.metrics import forget_lag, report_lag
 from convotrail.settings import KafkaValue, Settings
 from schemas.codecs import M, ModelCodec
 from schemas.errors import SerdeError, UndecodableBody
@@ -90,12 +92,14 @@ class SinkLoop:
         group_id: str,
         topics: list[str],
         wait: Callable[[float], bool],
+        health: SinkHealth | None = None,
     ) -> None:
         self.group_id = group_id
         self.store = store
         self.topics = topics
         # Sleeps up to its argument; False once the sink is asked to stop.
         self.wait = wait
+        self.health = health or SinkHealth()
         names = settings.topics
         self.state_topic = names.conversation_state
         serde = AvroSerde(clients.registry(settings))
@@ -107,10 +111,14 @@ class SinkLoop:
             names.delivery_status: ModelCodec(serde, names.delivery_status, DeliveryStatus),
         }
         self.state_codec = ModelCodec(serde, self.state_topic, ConversationState)
+        kinds = (names.conversation_timeline, names.conversation_state, names.read_receipts,
+                 names.delivery_status)  # fmt: skip
+        self.reports = metrics.BatchReport(group_id, dict(zip(kinds, metrics.KINDS, strict=True)))
         self.stats = SinkStats()
         self.batch = SinkBatch(group_id)
         self.batch_started = 0.0
         self.assigned = False
+        self._assignment: list[KafkaPartition] = []
         self.activity = time.monotonic()
         # The current batch's records as consumed: a refused one goes to the DLQ as is.
         self._messages: dict[Source, Message] = {}
@@ -136,7 +144,9 @@ class SinkLoop:
             # offset for the group (it may belong to another database).
             tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
         consumer.assign(partitions)
+        self._assignment = partitions  # with the offsets they start from, for the lag
         self.assigned = True
+        self.health.assigned = len(partitions)
         self.activity = time.monotonic()
         log.info(
             "group %s assigned %s",
@@ -149,7 +159,7 @@ class SinkLoop:
         while True:
             try:
                 found = self.store.committed_offsets(self.group_id, self.topics)
-                metrics.DATABASE_UP.set(1)
+                self.health.database(True)
                 return found
             except Exception as error:  # classified: only outages are waited
                 if classify(error) is Failure.REFUSED:
@@ -166,14 +176,27 @@ class SinkLoop:
             self.flush()
         except DatabaseUnavailable as exc:
             self.discard(f"database unavailable at revocation ({exc})")
-        self.assigned = False
+        self._unassigned(partitions)
         log.info("group %s revoked %d partitions", self.group_id, len(partitions))
 
     def on_lost(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
         # The partitions may already belong to someone else: drop the pending
         # batch (the new owner reads it again from the database positions).
         self.discard(f"lost {len(partitions)} partitions")
+        self._unassigned(partitions)
+
+    def _unassigned(self, partitions: list[KafkaPartition]) -> None:
+        # Eager rebalancing: every partition goes, and the next assignment brings
+        # back those this sink keeps. Their lag is the new owner's to report.
         self.assigned = False
+        self._assignment = []
+        self.health.assigned = 0
+        forget_lag(self.group_id, partitions)
+
+    def report_lag(self) -> None:
+        """convotrail_consumer_lag of the assigned partitions, from this consumer's
+        position (the database's lags it by the open batch at most)."""
+        report_lag(self.group_id, self.consumer, self._assignment)
 
     def discard(self, why: str) -> None:
         if self.batch:
@@ -190,6 +213,7 @@ class SinkLoop:
         self.batch = SinkBatch(self.group_id)
         self._messages = {}
         self._sent = set()
+        self.reports.drop()
 
     def pause(self) -> None:
         assignment = self.consumer.assignment()
@@ -231,8 +255,8 @@ class SinkLoop:
     def _dead_letter(self, message: Message, letter: DeadLetter) -> None:
         target = self.letters.send(message, letter)
         self.stats.dead_lettered += 1
-        metrics.DEAD_LETTERED.inc()
         self.stats.dlq_by_topic[target] = self.stats.dlq_by_topic.get(target, 0) + 1
+        self.reports.dead_lettered(message.topic() or "", letter.tag)
 
     # -- committing: numbered steps, each needs the one before -----------------------
 
@@ -259,6 +283,7 @@ class SinkLoop:
         else:
             raise DatabaseUnavailable("the database keeps refusing a batch it accepts row by row")
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        self.reports.committed(self._messages, self._sent)
         self._count(written)
         # 3. Kafka offsets, asynchronously: for lag dashboards only; losing this
         #    commit in a crash costs nothing, the database positions win.
@@ -287,7 +312,6 @@ class SinkLoop:
             letter = DeadLetter(DATABASE_REFUSED, reason(cause), error_class(cause))
             self._dead_letter(self._messages[source], letter)
             self.stats.refused += 1
-            metrics.REFUSED.labels(source[0]).inc()
         self.letters.confirm()
         self._sent.update(source for source, _cause in refused)
         return batch.without(self._sent)
@@ -306,7 +330,7 @@ class SinkLoop:
         self._new_batch()
 
     def report_outage(self, doing: str, error: BaseException, delay: float, attempt: int) -> None:
-        metrics.DATABASE_UP.set(0)
+        self.health.database(False)
         metrics.CAUGHT_UP.set(0)
         metrics.RETRIES.inc()
         self.stats.retries += 1
