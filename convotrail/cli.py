@@ -13,6 +13,7 @@ import click
 
 from convotrail import __version__
 from convotrail.cli_support import (
+    _LOG_FORMAT,
     _METRICS_HOST,
     _METRICS_PORT,
     _logging,
@@ -337,6 +338,7 @@ def demo_events(seed: int, conversations: int, start: Any, output: str) -> None:
 )
 @_METRICS_PORT
 @_METRICS_HOST
+@_LOG_FORMAT
 @_one_line_errors
 def worker(
     verbose: bool,
@@ -349,6 +351,7 @@ def worker(
     commit_interval: float,
     metrics_port: int | None,
     metrics_host: str,
+    log_format: str,
 ) -> None:
     """Run a stream processor (default: the conversation processor: state, timeline,
     timers and dead letters from conversation-events), exactly once.
@@ -360,7 +363,7 @@ def worker(
     from processors.runtime.config import RuntimeOptions
     from processors.runtime.run import default_instance_id, run, state_dir
 
-    _logging(verbose)
+    _logging(verbose, log_format)
     settings = _settings()
     topology = build(
         processor, settings, timers=timers, policy_path=policy_path, replay=replay,

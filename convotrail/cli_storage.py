@@ -10,14 +10,16 @@ import click
 
 from convotrail.cli_support import (
     _DATABASE_URL,
+    _LOG_FORMAT,
     _METRICS_HOST,
     _METRICS_PORT,
+    _announce,
     _database_url,
     _logging,
     _one_line_errors,
-    _serve_metrics,
     _settings,
 )
+from convotrail.errors import ConfigError
 from convotrail.terminal import escape, escape_json
 
 # -- delivery --------------------------------------------------------------------
@@ -79,42 +81,40 @@ def delivery_ingest(provider: str, paths: tuple[str, ...]) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="CONVOTRAIL_INTAKE_HOST")
 @click.option("--port", default=8025, show_default=True, envvar="CONVOTRAIL_INTAKE_PORT")
 @click.option("--verbose", is_flag=True, help="INFO logs.")
+@_LOG_FORMAT
 @_one_line_errors
-def delivery_serve(host: str, port: int, verbose: bool) -> None:
+def delivery_serve(host: str, port: int, verbose: bool, log_format: str) -> None:
     """Run the webhook intake: POST /webhooks/{ses,sendgrid,mailgun,postmark,dsn}.
 
     Each provider's own authentication is checked (docs/delivery.md lists the
     CONVOTRAIL_* variables); a provider without credentials is refused.
-    Prometheus metrics on GET /metrics.
+    Prometheus metrics on GET /metrics; GET /healthz (alive), GET /readyz (Kafka
+    answers and delivery-notifications exists).
     """
     import asyncio
-    import logging
     import os
 
     from connectors.intake.config import IntakeConfig
     from connectors.intake.http import serve
     from connectors.intake.records import NotificationPublisher
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _logging(verbose, log_format)
     try:
         config = IntakeConfig.from_env(os.environ)
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise ConfigError(str(exc)) from None
     publisher = NotificationPublisher(
         _settings(),
         delivery_timeout=config.delivery_timeout,
         max_message_bytes=config.broker_max_message_bytes,
     )
     with publisher:
-        click.echo(
+        _announce(
             f"delivery intake on http://{host}:{port}/webhooks/<provider> "
             f"(bodies up to {config.max_body_bytes} bytes)"
         )
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(config, publisher.deliver, host, port))
+            asyncio.run(serve(config, publisher.deliver, host, port, ready=publisher.ready))
 
 
 # Ids are unique per account only: without --account a lookup answers when the id
@@ -162,6 +162,7 @@ def delivery_status(
 @click.option("--verbose", is_flag=True, help="INFO logs (assignments, migrations, DLQ).")
 @_METRICS_PORT
 @_METRICS_HOST
+@_LOG_FORMAT
 @_one_line_errors
 def sink(
     database_url: str | None,
@@ -172,16 +173,18 @@ def sink(
     verbose: bool,
     metrics_port: int | None,
     metrics_host: str,
+    log_format: str,
 ) -> None:
-    """Write conversation-timeline and conversation-state to SQL, exactly once.
+    """Write timeline, state, read receipts and delivery status to SQL, exactly once.
 
     Positions are kept in the database with the rows, so a crash neither loses
     nor doubles anything. Creates or upgrades the schema; Ctrl-C stops cleanly.
+    With --metrics-port: /metrics, /healthz (alive) and /readyz (database reachable
+    and partitions assigned).
     """
     from connectors.sink.runner import run_until_signalled
 
-    _logging(verbose)
-    _serve_metrics(metrics_port, metrics_host)
+    _logging(verbose, log_format)
     settings = _settings()
     stats = run_until_signalled(
         settings,
@@ -190,8 +193,9 @@ def sink(
         batch_size=batch_size,
         batch_timeout=batch_timeout,
         max_idle_seconds=max_idle_seconds,
+        http=(metrics_host, metrics_port) if metrics_port is not None else None,
     )
-    click.echo(stats.describe())
+    _announce(stats.describe())
 
 
 @click.command()
@@ -258,15 +262,18 @@ def receipts(
 @_DATABASE_URL
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="CONVOTRAIL_API_HOST")
 @click.option("--port", default=8080, show_default=True, envvar="CONVOTRAIL_API_PORT")
+@click.option("--verbose", is_flag=True, help="INFO logs.")
+@_LOG_FORMAT
 @_one_line_errors
-def serve(database_url: str | None, host: str, port: int) -> None:
+def serve(database_url: str | None, host: str, port: int, verbose: bool, log_format: str) -> None:
     """Run the read API and the conversation page over the sink database.
 
     Page: http://HOST:PORT/accounts/ACCOUNT/conversations/CONVERSATION (timeline,
     delivery status, "Viewed" with the exact time on hover); JSON under /api/v1.
     CONVOTRAIL_API_TOKENS=account=token,... requires a bearer token per account.
     CONVOTRAIL_API_ALLOWED_HOSTS=name,... the Host names served (default: the
-    loopback names when bound to loopback; `*` for any).
+    loopback names when bound to loopback; `*` for any). GET /metrics, /healthz
+    (alive) and /readyz (the database answers).
     """
     import asyncio
     import os
@@ -275,12 +282,13 @@ def serve(database_url: str | None, host: str, port: int) -> None:
     from connectors.api.http import parse_tokens, serve_api
     from connectors.sink.store import store_at
 
+    _logging(verbose, log_format)
     try:
         tokens = parse_tokens(os.environ.get("CONVOTRAIL_API_TOKENS"))
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise ConfigError(str(exc)) from None
     if not tokens and host not in ("127.0.0.1", "localhost", "::1"):
-        raise click.ClickException(
+        raise ConfigError(
             f"refusing to serve every account's data on {host} without CONVOTRAIL_API_TOKENS"
         )
     allowed = default_allowed_hosts(host, os.environ.get("CONVOTRAIL_API_ALLOWED_HOSTS"))
@@ -288,7 +296,7 @@ def serve(database_url: str | None, host: str, port: int) -> None:
     with store_at(_database_url(settings, database_url), migrate=False) as store:
         access = "per-account tokens" if tokens else "open, local only"
         hosts = ", ".join(sorted(allowed)) if allowed else "any"
-        click.echo(f"read API on http://{host}:{port}/api/v1 ({access}; Host: {hosts})")
+        _announce(f"read API on http://{host}:{port}/api/v1 ({access}; Host: {hosts})")
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_api(store, tokens, host, port, allowed))
 

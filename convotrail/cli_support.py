@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from convotrail import logs
 from convotrail.errors import ConvotrailError
 from convotrail.settings import Settings
 
@@ -21,7 +22,8 @@ def _one_line_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except ConvotrailError as exc:
-            click.echo(f"error: {exc}", err=True)
+            if not logs.fatal(f"error: {exc}"):
+                click.echo(f"error: {exc}", err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -31,32 +33,31 @@ def _settings() -> Settings:
     try:
         return Settings.from_env()
     except ConvotrailError as exc:
-        click.echo(f"error: {exc}", err=True)
+        if not logs.fatal(f"error: {exc}"):
+            click.echo(f"error: {exc}", err=True)
         sys.exit(1)
 
 
-def _serve_metrics(port: int | None, host: str = "127.0.0.1") -> None:
+def _serve_metrics(port: int | None, host: str = "127.0.0.1", probe: Any = None) -> None:
+    """/metrics, /healthz and /readyz on host:port (convotrail/health.py), for a process
+    without a loop of its own to report: alive and ready while it answers, unless
+    `probe` (a convotrail.health.Probe) says more."""
     if port is not None:
-        from prometheus_client import start_http_server
+        from convotrail import health
 
-        from convotrail.errors import metrics_port_error
-
-        try:
-            start_http_server(port, addr=host)
-        except OSError as exc:
-            raise metrics_port_error(host, port, exc) from exc
+        health.serve(host, port, probe or health.always_alive())
 
 
-def _logging(verbose: bool) -> None:
-    import logging
+def _logging(verbose: bool, log_format: str = logs.TEXT) -> None:
+    """Logs on stderr: INFO with --verbose, else WARNING; text or JSON lines (logs.py)."""
+    logs.configure(verbose, log_format)
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # The registry client logs every HTTP request at INFO.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+def _announce(message: str) -> None:
+    """A line the operator must see (where a server listens, a summary): stdout in text
+    mode, a JSON log line in JSON mode so that the process's output stays parseable."""
+    if not logs.announce(message):
+        click.echo(message)
 
 
 _DATABASE_URL = click.option(
@@ -74,11 +75,18 @@ def _database_url(settings: Settings, database_url: str | None) -> str:
 
 _METRICS_PORT = click.option(
     "--metrics-port", type=int, default=None, envvar="CONVOTRAIL_METRICS_PORT",
-    help="Serve Prometheus metrics (and, for workers, /healthz and /readyz) on this port. "
+    help="Serve Prometheus /metrics, /healthz and /readyz on this port. "
     "Env: CONVOTRAIL_METRICS_PORT.",
 )  # fmt: skip
 _METRICS_HOST = click.option(
     "--metrics-host", default="127.0.0.1", show_default=True, envvar="CONVOTRAIL_METRICS_HOST",
     help="Address the metrics port binds to (0.0.0.0 in a container). "
     "Env: CONVOTRAIL_METRICS_HOST.",
+)  # fmt: skip
+_LOG_FORMAT = click.option(
+    "--log-format", type=click.Choice(logs.FORMATS, case_sensitive=False), default=logs.TEXT,
+    show_default=True, envvar="CONVOTRAIL_LOG_FORMAT",
+    help="text: one line per record for a terminal; json: one JSON object per line (ts, "
+    "level, logger, message, and account, conversation, topic, partition, offset where "
+    "known) for a log collector. Env: CONVOTRAIL_LOG_FORMAT.",
 )  # fmt: skip

@@ -13,10 +13,13 @@ render.
   proxy and access logs.
 - Host allow-list against DNS rebinding: a page on evil.example whose name is made to
   resolve to 127.0.0.1 would otherwise read an open local API from the victim's
-  browser. Refused with 421 (Misdirected Request). /healthz is exempt: probes address
-  a pod by its IP, and it tells nothing.
+  browser. Refused with 421 (Misdirected Request). /healthz and /readyz are exempt:
+  probes address a pod by its IP, and they tell nothing but whether the database answers.
 - Refusals: JSON {"error", "reason"}, counted in convotrail_api_refused_total{endpoint,
   reason}, both closed sets.
+- Every request through the middleware is timed in convotrail_api_request_seconds
+  {endpoint,code} (code: the status class, 2xx...5xx), refusals included; a request
+  aiohttp's parser refuses never reaches it (counted as refused, endpoint "other").
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ import base64
 import hashlib
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from aiohttp import web
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from connectors.serving import BAD_HTTP
 
@@ -57,10 +61,20 @@ REASONS: Final = frozenset(
         BAD_REQUEST,
     }
 )
-ENDPOINTS: Final = ("conversation", "receipts", "message", "page", "healthz", "metrics", "other")
+ENDPOINTS: Final = (
+    "conversation", "receipts", "message", "page", "healthz", "readyz", "metrics", "other",
+)  # fmt: skip
+# Probes address a pod by its IP: exempt from the Host allow-list.
+PROBES: Final = frozenset({"healthz", "readyz"})
 
 REFUSED = Counter(
     "convotrail_api_refused_total", "Read API requests refused", ["endpoint", "reason"]
+)
+REQUEST_SECONDS = Histogram(
+    "convotrail_api_request_seconds",
+    "Read API request time by endpoint and status class (2xx, 3xx, 4xx, 5xx)",
+    ["endpoint", "code"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
 ALLOWED_HOSTS = web.AppKey("allowed_hosts", frozenset)  # empty: any Host
@@ -179,15 +193,34 @@ def _refusal(status: int, error: str, reason: str, endpoint: str) -> web.Respons
     return web.json_response({"error": error, "reason": reason}, status=status)
 
 
+def status_class(status: int) -> str:
+    """The `code` label: 2xx, 3xx, 4xx or 5xx (a closed set, whatever the status)."""
+    return f"{min(max(status // 100, 2), 5)}xx"
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 @web.middleware
-async def guard(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
     endpoint = endpoint_of(request)
+    try:
+        response = await _guarded(request, handler, endpoint)
+    except Exception:
+        # A handler's own failure (the database gone mid-request...): aiohttp answers 500.
+        REQUEST_SECONDS.labels(endpoint, "5xx").observe(time.perf_counter() - started)
+        raise
+    elapsed = time.perf_counter() - started
+    REQUEST_SECONDS.labels(endpoint, status_class(response.status)).observe(elapsed)
+    return response
+
+
+async def _guarded(request: web.Request, handler: Handler, endpoint: str) -> web.StreamResponse:
     allowed = request.app[ALLOWED_HOSTS]
     try:
         host = host_name(request.headers.get("Host"))
-        if allowed and endpoint != "healthz" and host not in allowed:
+        if allowed and endpoint not in PROBES and host not in allowed:
             raise Refused(421, "misdirected", HOST_NOT_ALLOWED)
         response = await handler(request)
     except Refused as refused:

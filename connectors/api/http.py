@@ -4,8 +4,8 @@
     GET /api/v1/accounts/{account}/conversations/{conversation}/receipts  receipts + delivery
     GET /api/v1/accounts/{account}/messages/{message}                     receipts + delivery
     GET /accounts/{account}/conversations/{conversation}                  the HTML page
-    GET /healthz
-
+    GET /healthz                                                          alive
+    GET /readyz                                    ready: the database answers SELECT 1
     GET /metrics                                                          Prometheus
 
 Tenant scoped: every query filters by the account in the path, so one account
@@ -24,17 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from connectors.api import guard
 from connectors.api.page import STYLE, render_conversation
-from connectors.serving import BAD_HTTP, Runner, start_site
+from connectors.serving import BAD_HTTP, Runner, add_metrics_and_readiness, start_site
+from connectors.sink.failures import reason
 from connectors.sink.snapshot import to_json_value
 from connectors.sink.store import Store
+
+log = logging.getLogger(__name__)
 
 STORE = web.AppKey("store", Store)
 TOKENS = web.AppKey("tokens", dict)
@@ -142,11 +145,15 @@ async def healthz(_: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-async def metrics(_: web.Request) -> web.Response:
-    # Set as a raw header: aiohttp refuses a charset inside content_type=.
-    return web.Response(
-        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
+def database_answers(store: Store) -> tuple[bool, str]:
+    """/readyz: the database answers a trivial query (blocking: run off the loop). The
+    database's message goes to the log, not to the unauthenticated reply."""
+    try:
+        store.ping()
+    except Exception as exc:  # any failure to answer means: not ready
+        log.warning("readiness: the database does not answer: %s", reason(exc))
+        return False, f"the database does not answer ({type(exc).__name__})"
+    return True, "the database answers"
 
 
 def create_api_app(
@@ -167,7 +174,7 @@ def create_api_app(
     add(f"{base}/messages/{{message}}", message, name="message")
     add("/accounts/{account}/conversations/{conversation}", page, name="page")
     add("/healthz", healthz, name="healthz")
-    add("/metrics", metrics, name="metrics")
+    add_metrics_and_readiness(app, lambda: database_answers(store))
     return app
 
 

@@ -27,8 +27,10 @@ reason} (both label sets closed: "other" for a path that names no provider):
 - 200: an SNS (Un)SubscriptionConfirmation, verified and logged, not delivered.
 Bad input never yields a 5xx.
 
-GET /metrics (Prometheus, default registry) and GET /healthz are unauthenticated: put
-the intake behind a proxy that exposes only /webhooks/ if that matters.
+GET /metrics (Prometheus, default registry), GET /healthz (alive) and GET /readyz (the
+`ready` check: by default Kafka answers a metadata request for delivery-notifications,
+see records.NotificationPublisher.ready; cached for 2 s) are unauthenticated: put the
+intake behind a proxy that exposes only /webhooks/ if that matters.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_latest
+from prometheus_client import Counter
 
 from connectors.intake import shape
 from connectors.intake.auth import (
@@ -64,7 +66,7 @@ from connectors.intake.auth import (
     verify_sns,
 )
 from connectors.intake.config import IntakeConfig
-from connectors.serving import BAD_HTTP, Runner, start_site
+from connectors.serving import BAD_HTTP, Readiness, Runner, add_metrics_and_readiness, start_site
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +149,14 @@ _Check = Callable[[web.Request, bytes, float], _Verified]
 
 
 def create_intake_app(
-    config: IntakeConfig, deliver: Deliver, clock: Clock = time.time
+    config: IntakeConfig,
+    deliver: Deliver,
+    clock: Clock = time.time,
+    ready: Readiness | None = None,
 ) -> web.Application:
     """The intake application. Keys and certificates are parsed here (ValueError if one is
-    bad); a provider without credentials refuses every request with 401 'not-configured'."""
+    bad); a provider without credentials refuses every request with 401 'not-configured'.
+    `ready`: /readyz's blocking check (None: ready while it answers)."""
     sendgrid_key = (
         load_sendgrid_public_key(config.sendgrid_public_key) if config.sendgrid_public_key else None
     )
@@ -219,20 +225,25 @@ def create_intake_app(
     for provider, check in checks.items():
         handler = _webhook_handler(provider, check, deliver, clock, config)
         app.router.add_post(f"/webhooks/{provider}", handler)
-    app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
+    add_metrics_and_readiness(app, ready)
     return app
 
 
 LINGERING_TIME = 1.0
 
 
-def make_runner(config: IntakeConfig, deliver: Deliver, clock: Clock = time.time) -> Runner:
+def make_runner(
+    config: IntakeConfig,
+    deliver: Deliver,
+    clock: Clock = time.time,
+    ready: Readiness | None = None,
+) -> Runner:
     """The intake app's runner. aiohttp's keep-alive timer runs from the moment a
     connection opens until a request's headers are complete, so it is the bound on
     reading them (a client trickling header bytes is closed when it fires)."""
     return Runner(
-        create_intake_app(config, deliver, clock),
+        create_intake_app(config, deliver, clock, ready),
         on_bad_http=REFUSED.labels(OTHER, BAD_HTTP).inc,
         keepalive_timeout=config.read_timeout,
         # After a refusal of an unread body (408, 413), aiohttp reads and drops the rest
@@ -373,23 +384,22 @@ async def _read_bounded(request: web.Request, limit: int) -> bytes | None:
     return bytes(received)
 
 
-async def _metrics(request: web.Request) -> web.StreamResponse:
-    # Set as a raw header: aiohttp refuses a charset inside content_type=.
-    return web.Response(
-        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
-
-
 async def _healthz(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ok"})
 
 
 async def serve(
-    config: IntakeConfig, deliver: Deliver, host: str, port: int, *, clock: Clock = time.time
+    config: IntakeConfig,
+    deliver: Deliver,
+    host: str,
+    port: int,
+    *,
+    clock: Clock = time.time,
+    ready: Readiness | None = None,
 ) -> None:
     """Run the intake on host:port until cancelled, then close it gracefully.
     CannotListen (one line) if the port cannot be bound."""
-    runner = make_runner(config, deliver, clock)
+    runner = make_runner(config, deliver, clock, ready)
     await runner.setup()
     try:
         await start_site(runner, host, port, "delivery intake")

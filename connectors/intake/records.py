@@ -46,6 +46,8 @@ assert tuple(PARSERS) == PROVIDERS
 # processor dead-letters it. The cap keeps every record within the broker's message
 # size (config.RECORD_OVERHEAD_BYTES).
 MAX_KEY_BYTES = 1024
+# /readyz's bound on the metadata request (a probe's own timeout is usually 1-5 s).
+READY_TIMEOUT = 2.0
 # Provider ids are short (UUIDs, 22-character SendGrid ids); a longer one is digested.
 _MAX_ID_CHARS = 128
 
@@ -191,6 +193,22 @@ class NotificationPublisher:
         if errors:
             raise IntakeError(f"delivery-notifications refused a record: {errors[0].str()}")
         return len(records)
+
+    def ready(self) -> tuple[bool, str]:
+        """For the intake's /readyz: the broker answers a metadata request for
+        delivery-notifications within READY_TIMEOUT and the topic is there (blocking;
+        the HTTP server runs it off its loop, at most once per couple of seconds)."""
+        try:
+            metadata = self._producer.list_topics(self.topic, timeout=READY_TIMEOUT)
+        except KafkaException as exc:
+            # The broker's address stays in the log, out of the unauthenticated reply.
+            log.warning("readiness: Kafka did not answer: %s", exc)
+            return False, "Kafka did not answer"
+        found = metadata.topics.get(self.topic)
+        if found is None or found.error is not None:
+            why = found.error.str() if found is not None and found.error else "missing"
+            return False, f"{self.topic}: {why}"
+        return True, f"{self.topic}: {len(found.partitions)} partitions"
 
     def outstanding(self) -> int:
         """Records librdkafka still holds (queued or awaiting the broker's answer)."""

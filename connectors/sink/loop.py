@@ -23,7 +23,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+)
 from confluent_kafka import TopicPartition as KafkaPartition
 from fastavro.read import SchemaResolutionError
 
@@ -38,9 +45,11 @@ from connectors.sink.errors import (
     UnkeyedTombstone,
 )
 from connectors.sink.failures import Failure, classify, error_class, reason
+from connectors.sink.health import SinkHealth
 from connectors.sink.stats import SinkStats
 from connectors.sink.store import Store
 from convotrail import clients
+from convotrail.metrics import DLQ_RECORDS, forget_lag, report_lag
 from convotrail.settings import KafkaValue, Settings
 from schemas.codecs import M, ModelCodec
 from schemas.errors import SerdeError, UndecodableBody
@@ -90,14 +99,22 @@ class SinkLoop:
         group_id: str,
         topics: list[str],
         wait: Callable[[float], bool],
+        health: SinkHealth | None = None,
     ) -> None:
         self.group_id = group_id
         self.store = store
         self.topics = topics
         # Sleeps up to its argument; False once the sink is asked to stop.
         self.wait = wait
+        self.health = health or SinkHealth()
         names = settings.topics
         self.state_topic = names.conversation_state
+        # Per source topic: the row kind's latency histogram, labelled once.
+        kinds = dict(zip(
+            (names.conversation_timeline, names.conversation_state, names.read_receipts,
+             names.delivery_status), metrics.KINDS, strict=True,
+        ))  # fmt: skip
+        self._latency = {topic: metrics.ROW_LATENCY.labels(kind) for topic, kind in kinds.items()}
         serde = AvroSerde(clients.registry(settings))
         self.codecs: dict[str, ModelCodec[TimelineEntry | ReadReceipt | DeliveryStatus]] = {
             names.conversation_timeline: ModelCodec(
@@ -117,6 +134,10 @@ class SinkLoop:
         # Dead letters of the current batch already confirmed: a retry after an
         # outage must not send them again.
         self._sent: set[Source] = set()
+        # The current batch's dead letters by (source topic, reason): counted on
+        # convotrail_dlq_records_total when the batch commits, so a batch dropped at a
+        # revocation and read again counts its dead letters once.
+        self._dead_letters: dict[tuple[str, str], int] = {}
         self.consumer = clients.consumer(
             settings, group_id, CONSUMER_DEFAULTS, CONSUMER_GUARANTEES, on_commit=_on_commit
         )
@@ -137,6 +158,7 @@ class SinkLoop:
             tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
         consumer.assign(partitions)
         self.assigned = True
+        self.health.assigned = len(partitions)
         self.activity = time.monotonic()
         log.info(
             "group %s assigned %s",
@@ -149,7 +171,7 @@ class SinkLoop:
         while True:
             try:
                 found = self.store.committed_offsets(self.group_id, self.topics)
-                metrics.DATABASE_UP.set(1)
+                self.health.database(True)
                 return found
             except Exception as error:  # classified: only outages are waited
                 if classify(error) is Failure.REFUSED:
@@ -166,14 +188,26 @@ class SinkLoop:
             self.flush()
         except DatabaseUnavailable as exc:
             self.discard(f"database unavailable at revocation ({exc})")
-        self.assigned = False
+        self._unassigned(partitions)
         log.info("group %s revoked %d partitions", self.group_id, len(partitions))
 
     def on_lost(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
         # The partitions may already belong to someone else: drop the pending
         # batch (the new owner reads it again from the database positions).
         self.discard(f"lost {len(partitions)} partitions")
+        self._unassigned(partitions)
+
+    def _unassigned(self, partitions: list[KafkaPartition]) -> None:
+        # Eager rebalancing: every partition goes, and the next assignment brings
+        # back those this sink keeps. Their lag is the new owner's to report.
         self.assigned = False
+        self.health.assigned = 0
+        forget_lag(self.group_id, partitions)
+
+    def report_lag(self) -> None:
+        """convotrail_consumer_lag of the assigned partitions, from this consumer's
+        position (the database's lags it by the open batch at most)."""
+        report_lag(self.group_id, self.consumer, self.consumer.assignment())
 
     def discard(self, why: str) -> None:
         if self.batch:
@@ -190,6 +224,7 @@ class SinkLoop:
         self.batch = SinkBatch(self.group_id)
         self._messages = {}
         self._sent = set()
+        self._dead_letters = {}
 
     def pause(self) -> None:
         assignment = self.consumer.assignment()
@@ -231,8 +266,9 @@ class SinkLoop:
     def _dead_letter(self, message: Message, letter: DeadLetter) -> None:
         target = self.letters.send(message, letter)
         self.stats.dead_lettered += 1
-        metrics.DEAD_LETTERED.inc()
         self.stats.dlq_by_topic[target] = self.stats.dlq_by_topic.get(target, 0) + 1
+        slot = (message.topic() or "", letter.tag)
+        self._dead_letters[slot] = self._dead_letters.get(slot, 0) + 1
 
     # -- committing: numbered steps, each needs the one before -----------------------
 
@@ -259,6 +295,7 @@ class SinkLoop:
         else:
             raise DatabaseUnavailable("the database keeps refusing a batch it accepts row by row")
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        self._observe_latency()
         self._count(written)
         # 3. Kafka offsets, asynchronously: for lag dashboards only; losing this
         #    commit in a crash costs nothing, the database positions win.
@@ -287,12 +324,25 @@ class SinkLoop:
             letter = DeadLetter(DATABASE_REFUSED, reason(cause), error_class(cause))
             self._dead_letter(self._messages[source], letter)
             self.stats.refused += 1
-            metrics.REFUSED.labels(source[0]).inc()
         self.letters.confirm()
         self._sent.update(source for source, _cause in refused)
         return batch.without(self._sent)
 
+    def _observe_latency(self) -> None:
+        """Each stored record's Kafka timestamp to now, just after the commit that
+        stored it (refused records are not stored; folded states are, by the commit
+        that covers their position). Per batch, off the per-record path."""
+        now = time.time()
+        sent = self._sent
+        for source, message in self._messages.items():
+            kind, stamp = message.timestamp()
+            if kind == TIMESTAMP_NOT_AVAILABLE or stamp <= 0 or source in sent:
+                continue
+            self._latency[source[0]].observe(max(0.0, now - stamp / 1000))
+
     def _count(self, batch: SinkBatch) -> None:
+        for (topic, tag), count in self._dead_letters.items():
+            DLQ_RECORDS.labels(self.group_id, topic, tag).inc(count)
         metrics.ROWS.labels("timeline").inc(batch.timeline_records)
         metrics.ROWS.labels("state").inc(batch.state_records)
         metrics.ROWS.labels("read-receipt").inc(batch.receipt_records)
@@ -306,7 +356,7 @@ class SinkLoop:
         self._new_batch()
 
     def report_outage(self, doing: str, error: BaseException, delay: float, attempt: int) -> None:
-        metrics.DATABASE_UP.set(0)
+        self.health.database(False)
         metrics.CAUGHT_UP.set(0)
         metrics.RETRIES.inc()
         self.stats.retries += 1

@@ -26,6 +26,11 @@ class StoreReads:
 
     engine: Engine
 
+    def ping(self) -> None:
+        """A trivial query (SELECT 1): raises when the database does not answer."""
+        with self.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+
     def committed_offsets(self, group: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
         """The next offset to read per (topic, partition) of `group`, as the database says."""
         wanted = sorted(set(topics))

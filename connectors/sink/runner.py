@@ -35,10 +35,11 @@ from connectors.sink import metrics
 from connectors.sink.backoff import Backoff
 from connectors.sink.dead_letters import dlq_topic
 from connectors.sink.errors import DatabaseUnavailable, SinkError
+from connectors.sink.health import SinkHealth
 from connectors.sink.loop import CONSUMER_DEFAULTS, CONSUMER_GUARANTEES, SinkLoop
 from connectors.sink.stats import SinkStats
 from connectors.sink.store import Store, default_database_url, open_store
-from convotrail import clients
+from convotrail import clients, health, logs
 from convotrail.errors import ConvotrailError
 from convotrail.settings import Settings
 from convotrail.topics import TopicSpec, ensure_topics, topic_specs
@@ -59,8 +60,9 @@ __all__ = [
 
 DEFAULT_GROUP = "convotrail-sink"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 KAFKA_TIMEOUT = 15.0
+# How often convotrail_consumer_lag is refreshed (from cached fetch responses).
+LAG_INTERVAL = 2.0
 
 
 def sink_sources(settings: Settings) -> list[str]:
@@ -97,17 +99,18 @@ def _check_topics(settings: Settings, sources: list[str]) -> None:
             log.info("created dead-letter topic %s", outcome.name)
 
 
-def _open_store(database_url: str, stop: threading.Event) -> Store | None:
+def _open_store(database_url: str, stop: threading.Event, status: SinkHealth) -> Store | None:
     """The store, waiting out an unreachable database; None when stopped meanwhile."""
     backoff = Backoff()
     while True:
+        status.beat()
         try:
             store = open_store(database_url)
-            metrics.DATABASE_UP.set(1)
+            status.database(True)
             metrics.CAUGHT_UP.set(1)
             return store
         except DatabaseUnavailable as exc:
-            metrics.DATABASE_UP.set(0)
+            status.database(False)
             metrics.CAUGHT_UP.set(0)
             metrics.RETRIES.inc()
             delay = backoff.next()
@@ -131,12 +134,15 @@ def run_sink(
     batch_timeout: float = 0.1,
     stop: threading.Event | None = None,
     max_idle_seconds: float | None = None,
+    http: tuple[str, int] | None = None,
 ) -> SinkStats:
     """Sink the topics into the database until `stop` is set or it has been idle long enough.
 
     Idle means: partitions assigned, nothing pending, and no record for
     `max_idle_seconds` (None: run until stopped). A database outage is waited
-    out, however long; it does not count as idle.
+    out, however long; it does not count as idle. `http` (host, port): serve
+    /metrics, /healthz and /readyz there (connectors/sink/health.py says what they mean)
+    from the moment Kafka and the registry have answered, the database wait included.
     """
     if batch_size < 1:
         raise SinkError(f"batch_size={batch_size}: must be at least 1")
@@ -144,16 +150,40 @@ def run_sink(
     sources = sink_sources(settings)
     _check_topics(settings, sources)
     clients.checked_registry(settings)
-    store = _open_store(database_url, stop)
+    status = SinkHealth(stop)
+    server = health.serve(http[0], http[1], status.probe()) if http is not None else None
+    try:
+        return _run(settings, database_url, group_id, sources, batch_size, batch_timeout,
+                    stop, max_idle_seconds, status)  # fmt: skip
+    finally:
+        status.stopping = True
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+
+def _run(
+    settings: Settings,
+    database_url: str,
+    group_id: str,
+    sources: list[str],
+    batch_size: int,
+    batch_timeout: float,
+    stop: threading.Event,
+    max_idle_seconds: float | None,
+    status: SinkHealth,
+) -> SinkStats:
+    store = _open_store(database_url, stop, status)
     if store is None:
         return SinkStats()
     try:
 
         def wait(seconds: float) -> bool:
+            status.beat()
             return not stop.wait(seconds)
 
         try:
-            loop = SinkLoop(settings, store, group_id, sources, wait)
+            loop = SinkLoop(settings, store, group_id, sources, wait, status)
         except SchemaRegistryError as exc:
             raise SinkError(f"schema registry at {settings.registry_url}: {exc}") from exc
         log.info(
@@ -190,7 +220,11 @@ def _consume(
     # past the open batch's deadline, so a row is written about batch_timeout after
     # its record arrived, not twice that.
     poll_timeout = max(0.005, min(batch_timeout / 4, 0.1))
+    next_lag = 0.0
     while not stop.is_set():
+        if time.monotonic() >= next_lag:
+            next_lag = time.monotonic() + LAG_INTERVAL
+            loop.report_lag()
         wanted = max(1, batch_size - len(loop.batch))
         wait = poll_timeout
         if loop.batch:
@@ -209,6 +243,7 @@ def _consume(
 
 
 def _poll(loop: SinkLoop, wanted: int, wait: float) -> None:
+    loop.health.beat()
     for message in loop.consumer.consume(num_messages=wanted, timeout=wait):
         error = message.error()
         if error is not None:
@@ -247,7 +282,7 @@ def _write(loop: SinkLoop, stop: threading.Event, poll_timeout: float) -> None:
                 "database available again after %d retries: batch written", backoff.attempts
             )
             loop.resume()
-        metrics.DATABASE_UP.set(1)
+        loop.health.database(True)
         metrics.CAUGHT_UP.set(1)
         return
 
@@ -278,6 +313,9 @@ def _parser() -> argparse.ArgumentParser:
         "--max-idle-seconds", type=float, default=None, help="Exit after this long without records."
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ...")
+    parser.add_argument(
+        "--log-format", choices=logs.FORMATS, default=logs.TEXT, help="text or json lines."
+    )
     return parser
 
 
@@ -289,6 +327,7 @@ def run_until_signalled(
     batch_size: int = 500,
     batch_timeout: float = 0.1,
     max_idle_seconds: float | None = None,
+    http: tuple[str, int] | None = None,
 ) -> SinkStats:
     """`run_sink` in the main thread of a process: SIGTERM or SIGINT stops it cleanly."""
     stop = threading.Event()
@@ -307,6 +346,7 @@ def run_until_signalled(
             batch_timeout=batch_timeout,
             stop=stop,
             max_idle_seconds=max_idle_seconds,
+            http=http,
         )
     finally:
         for signum, handler in previous.items():
@@ -316,7 +356,8 @@ def run_until_signalled(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sink until SIGTERM/SIGINT (or idle); 0 on a clean stop, 1 on an error."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    logs.configure(verbose=True, log_format=args.log_format)
+    logging.getLogger().setLevel(args.log_level.upper())
     try:
         settings = Settings.from_env()
         stats = run_until_signalled(
@@ -328,7 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_idle_seconds=args.max_idle_seconds,
         )
     except ConvotrailError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if not logs.fatal(f"error: {exc}"):
+            print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(stats.describe())
+    if not logs.announce(stats.describe()):
+        print(stats.describe())
     return 0

@@ -29,6 +29,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 
 from convotrail import clients
+from convotrail.logs import record_fields
 from convotrail.settings import Settings, TopicNames
 from processors import contract_check
 from processors.conversation.core import evolve
@@ -122,7 +123,8 @@ def on_event(task: Task[ConversationApp], record: Record) -> None:
     refused = contract_check.refusal(task, record, event)  # the topic is not trusted
     if refused is not None:
         labelled(EVENTS_IN, "invalid").inc()
-        task.dead_letter(record, INVALID_EVENT, str(refused), "InvalidEvent")
+        task.dead_letter(record, INVALID_EVENT, str(refused), "InvalidEvent",
+                         account=event.account_id, conversation=event.conversation_id)  # fmt: skip
         return
     if app.options.replay:
         moment = round(event.occurred_at.timestamp() * 1000)
@@ -134,7 +136,8 @@ def on_event(task: Task[ConversationApp], record: Record) -> None:
     if memory is not before:
         store.put(key, memory)
     for rejection in outputs.rejections:
-        task.dead_letter(record, rejection.reason, rejection.message, "Rejection")
+        task.dead_letter(record, rejection.reason, rejection.message, "Rejection",
+                         account=event.account_id, conversation=event.conversation_id)  # fmt: skip
     # Counted per commit (a Prometheus inc() per event takes a lock).
     counts = task.pending.get(COUNTS)
     if counts is None:
@@ -173,8 +176,13 @@ def on_due(task: Task[ConversationApp], store_name: str, due: Due) -> None:
     task.send(app.topics.conversation_events, keys.of_event(event), app.events.encode(event),
               _event_headers(event))  # fmt: skip
     TIMERS_FIRED.labels(event.type.value).inc()
+    late = max(0.0, (now - due.due) / 1000)
     if not app.options.replay:
-        TIMER_LATENESS.observe(max(0.0, (now - due.due) / 1000))
+        TIMER_LATENESS.observe(late)
+    if log.isEnabledFor(logging.INFO):  # --verbose: one line per timer fired
+        log.info("timer %s fired %.3fs after its due time: %s", due.tag, late, event.type.value,
+                 extra=record_fields(partition=task.partition, account=event.account_id,
+                                     conversation=event.conversation_id))  # fmt: skip
 
 
 def before_commit(task: Task[ConversationApp]) -> None:

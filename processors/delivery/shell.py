@@ -170,9 +170,9 @@ def _source(record: Record) -> str:
 
 
 def _dead_letter(task: Task[BounceApp], record: Record, provider: str, reason: str,
-                 error: str) -> None:  # fmt: skip
+                 error: str, account: str | None = None) -> None:  # fmt: skip
     labelled(NOTIFICATIONS, provider, "dead-lettered").inc()
-    task.dead_letter(record, reason, error, reason)
+    task.dead_letter(record, reason, error, reason, account=account)
 
 
 def _parse(task: Task[BounceApp], record: Record, provider: str,
@@ -214,7 +214,7 @@ def _emit_facts(task: Task[BounceApp], record: Record, provider: str,
         try:
             fact = facts.to_fact(notification, route, body, received_at)
         except facts.Unroutable as exc:
-            _dead_letter(task, record, provider, exc.reason, str(exc))
+            _dead_letter(task, record, provider, exc.reason, str(exc), route.account_id)
             continue
         task.send(app.topics.delivery_facts, facts.recipient_key(fact),
                   app.facts.encode(fact), _type_header(fact.type))  # fmt: skip

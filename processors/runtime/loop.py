@@ -48,6 +48,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from convotrail.logs import record_fields
 from convotrail.settings import Settings
 from processors.runtime import metrics, partitioning, wiring
 from processors.runtime.config import RuntimeOptions
@@ -235,7 +236,8 @@ class StreamLoop:
             except Exception as exc:
                 log.exception("%s[%d]@%d: the handler failed; the transaction is aborted and "
                               "the record goes to the DLQ when it comes again",
-                              topic, partition, offset)  # fmt: skip
+                              topic, partition, offset,
+                              extra=record_fields(topic, partition, offset))  # fmt: skip
                 self.poison[(topic, partition, offset)] = repr(exc)[:2000]
                 raise _HandlerFailed(f"{topic}[{partition}]@{offset}: {exc!r}") from exc
         self.positions[(topic, partition)] = offset + 1
@@ -278,7 +280,8 @@ class StreamLoop:
                         # No record to dead-letter: log it, count it, leave it alone
                         # until the next start rather than failing every tick.
                         log.exception("%s[%d]: firing %s %r failed; skipped until restart",
-                                      name, task.partition, entry.tag, entry.key)  # fmt: skip
+                                      name, task.partition, entry.tag, entry.key,
+                                      extra=record_fields(partition=task.partition))  # fmt: skip
                         metrics.TIMER_FAILURES.labels(self.app).inc()
                         self._broken_timers.add(slot)
 

@@ -1,16 +1,18 @@
-"""The runtime's Prometheus metrics, one set for every processor (label `app`).
+"""The runtime's Prometheus metrics, one set for every processor (label `app`). The lag
+gauge and the DLQ counter are shared with the sink (convotrail/metrics.py).
 
 Cardinality is bounded: apps, input topics and partitions, nothing per key.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
+
+# Shared with the sink (one definition per metric): re-exported for the runtime.
+from convotrail.metrics import LAG, forget_lag, report_lag
 
 RECORDS_IN = Counter(
     "convotrail_records_processed_total", "Input records processed and committed", ["app"]
@@ -47,11 +49,6 @@ LATENCY = Histogram(
     ["app"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 60),
 )
-LAG = Gauge(
-    "convotrail_consumer_lag",
-    "Records in an input partition not yet consumed by this process",
-    ["app", "topic", "partition"],
-)
 TIMER_FAILURES = Counter(
     "convotrail_timer_failures_total", "Scheduled entries whose handler raised", ["app"]
 )
@@ -63,26 +60,15 @@ BATCH_SECONDS = Histogram(
 )
 
 
-def report_lag(app: str, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-    """High watermark minus position, from the consumer's cached fetch responses."""
-    for tp in partitions:
-        try:
-            _, high = consumer.get_watermark_offsets(tp, cached=True)
-            (position,) = consumer.position([TopicPartition(tp.topic, tp.partition)])
-        except KafkaException:
-            continue
-        if high >= 0 and position.offset >= 0:
-            LAG.labels(app, tp.topic, str(tp.partition)).set(max(0, high - position.offset))
-
-
-def forget_lag(app: str, partitions: list[TopicPartition]) -> None:
-    for tp in partitions:
-        with contextlib.suppress(KeyError):
-            LAG.remove(app, tp.topic, str(tp.partition))
-
-
 @functools.cache
 def labelled(metric: Any, *values: str) -> Any:
     """A metric's child for these label values, looked up once: `labels()` costs
     microseconds per call, which per record was several percent of a processor."""
     return metric.labels(*values)
+
+
+__all__ = [
+    "BATCH_RECORDS", "BATCH_SECONDS", "COMMIT_PHASE_SECONDS", "COMMIT_SECONDS", "LAG", "LATENCY",
+    "RECORDS_IN", "RECORDS_OUT", "TIMER_FAILURES", "TRANSACTIONS", "forget_lag", "labelled",
+    "report_lag",
+]  # fmt: skip

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from prometheus_client import Counter
-
+from convotrail.logs import record_fields
+from convotrail.metrics import DLQ_RECORDS
 from processors.runtime.store import PartitionStore
 from schemas import headers as h
 
@@ -30,12 +30,6 @@ log = logging.getLogger(__name__)
 A = TypeVar("A")
 
 Headers = Sequence[tuple[str, bytes | str | None]]
-
-DLQ_RECORDS = Counter(
-    "convotrail_dlq_records_total",
-    "Records sent to a dead-letter topic, by source topic and reason",
-    ["app", "topic", "reason"],
-)
 
 
 class Record(Protocol):
@@ -152,19 +146,25 @@ class Task(Generic[A]):
         error: str,
         error_class: str | None = None,
         extra: Headers = (),
+        *,
+        account: str | None = None,
+        conversation: str | None = None,
     ) -> None:
         """The record as it came (key, value, headers) on its topic's DLQ, with why.
 
         The error is bounded (ERROR_BYTES) and escaped: it comes from untrusted
         input (a value quoted by a rule, a schema resolution naming both schemas)
-        and lands in a header, a log line and an operator's terminal."""
+        and lands in a header, a log line and an operator's terminal. `account` and
+        `conversation`, when the handler decoded them, go into the log line's fields
+        (`--log-format json`)."""
         topic = record.topic() or ""
         target = self.dead_letter_topics.get(topic)
         if target is None:
             raise KeyError(f"{self.app_id} has no dead-letter topic for {topic}")
         text = bounded(f"{reason}: {error}")
+        fields = record_fields(topic, record.partition(), record.offset(), account, conversation)
         log.warning("%s[%s]@%s -> %s: %s", topic, record.partition(), record.offset(),
-                    target, text)  # fmt: skip
+                    target, text, extra=fields)  # fmt: skip
         key, value, kept, truncated = _fitting(record)
         if truncated:
             extra = [*extra, (h.DLQ_TRUNCATED, truncated.encode())]
