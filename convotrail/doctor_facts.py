@@ -76,7 +76,7 @@ def gather(settings: Settings, scope: Scope) -> Facts:
     reader = LagReader(settings, scope.timeout)
     try:
         database_positions = {scope.sink_group: positions} if positions is not None else None
-        groups = reader.measure(scope.groups, database_positions)
+        groups = reader.measure(scope.groups, database_positions, members=True)
     except LagUnavailable as exc:
         kafka = KafkaFacts(settings.bootstrap_servers, brokers,
                            error=f"Kafka at {settings.bootstrap_servers} answered but not "

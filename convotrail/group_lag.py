@@ -16,7 +16,8 @@ positioned at the committed offset either meets a record (the lag stands, counte
 offsets like every lag tool) or the partition's end (markers, aborted records or an
 open transaction only: nothing to read yet, lag 0).
 
-This module never commits an offset and never joins a group: the probe only assigns.
+This module never commits an offset and never joins a group: its consumers only ask
+for committed offsets or assign partitions, they never subscribe.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
     KafkaException,
@@ -48,6 +48,15 @@ Position = tuple[str, int]  # (topic, partition)
 DEFAULT_SINK_GROUP = "convotrail-sink"  # `convotrail sink --group`'s default
 # The probe's group id: needed to build a consumer, never used to commit or join.
 PROBE_GROUP = "convotrail-lag-probe"
+
+
+# What a group coordinator answers while it moves or loads: ask again.
+_COORDINATOR_MOVING = frozenset({
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError._WAIT_COORD,
+})  # fmt: skip
 
 
 class LagUnavailable(ConvotrailError):
@@ -167,47 +176,72 @@ def _result(future: Any, what: str) -> Any:
 
 
 class LagReader:
-    """Reads offsets and watermarks with one admin client and probes with one
-    read_committed consumer; both kept between measurements (the exporter's loop)."""
+    """Reads watermarks with one admin client, committed offsets with one consumer per
+    group, and probes with one read_committed consumer; all kept between measurements
+    (the exporter's loop)."""
 
     def __init__(self, settings: Settings, timeout: float = 10.0) -> None:
         self.settings = settings
         self.timeout = timeout
         self.admin = clients.admin(settings)
         self._probe: Any = None
+        self._groups: dict[str, Any] = {}
 
     def close(self) -> None:
-        if self._probe is not None:
-            self._probe.close()
-            self._probe = None
+        for consumer in [self._probe, *self._groups.values()]:
+            if consumer is not None:
+                consumer.close()
+        self._probe = None
+        self._groups.clear()
 
     def measure(
         self,
         specs: Iterable[GroupSpec],
         positions: Mapping[str, Mapping[Position, int]] | None = None,
+        *,
+        candidates: Iterable[str] = (),
+        members: bool = False,
     ) -> list[GroupLag]:
         """Every group's lag. `positions` replaces Kafka's commits for some groups (the
-        sink's database positions); a group whose commits Kafka did not give has `error`."""
+        sink's database positions); a group that declares no topics is measured on those
+        of `candidates` it has committed offsets on; a group whose commits Kafka did not
+        give has `error`. `members`: also count each group's members (the doctor's fix
+        depends on it)."""
         specs = list(specs)
         positions = positions or {}
         existing = self.topics()  # first: an absent Kafka fails here, within the timeout
-        committed, errors = self.committed([s.group for s in specs if s.group not in positions])
-        committed.update({group: dict(found) for group, found in positions.items()})
-        layout = {
-            topic: existing[topic]
+        candidates = [t for t in candidates if t in existing]
+        committed: dict[str, dict[Position, int]] = {}
+        errors: dict[str, str] = {}
+        for spec in specs:
+            if spec.group in positions:
+                committed[spec.group] = dict(positions[spec.group])
+                continue
+            # A missing topic is the doctor's topic check's business, not a lag.
+            asked = [t for t in spec.topics if t in existing] if spec.topics else candidates
+            try:
+                committed[spec.group] = self.committed(
+                    spec.group, {topic: existing[topic] for topic in asked}
+                )
+            except LagUnavailable as exc:
+                errors[spec.group] = str(exc)
+        measured = {
+            spec.group: sorted(
+                {t for t in spec.topics if t in existing}
+                or {topic for topic, _ in committed.get(spec.group, {})}
+            )
             for spec in specs
-            for topic in (*spec.topics, *_topics(committed, spec))
-            if topic in existing  # a missing topic is the doctor's topic check's business
         }
-        marks = self.watermarks([(t, p) for t, count in layout.items() for p in range(count)])
-        members = self.members([spec.group for spec in specs])
+        marks = self.watermarks(sorted({(t, p) for topics in measured.values()
+                                        for t in topics for p in range(existing[t])}))  # fmt: skip
+        counted = self.members([spec.group for spec in specs]) if members else {}
         raw: list[PartitionLag] = []
         for spec in specs:
             if spec.group in errors:
                 continue
             mine = committed[spec.group]
-            for topic in sorted({*spec.topics, *_topics(committed, spec)}):
-                for partition in range(layout.get(topic, 0)):
+            for topic in measured[spec.group]:
+                for partition in range(existing[topic]):
                     low, high = marks[(topic, partition)]
                     at = mine.get((topic, partition))
                     lag = offset_lag(at, low, high)
@@ -218,37 +252,43 @@ class LagReader:
             GroupLag(
                 spec,
                 tuple(_settle(p, visible) for p in raw if p.group == spec.group),
-                members.get(spec.group),
+                counted.get(spec.group),
                 "database" if spec.group in positions else "kafka",
                 errors.get(spec.group),
             )
             for spec in specs
         ]
 
-    def committed(self, groups: list[str]) -> tuple[dict[str, dict[Position, int]], dict[str, str]]:
-        """Each group's committed offsets (an unknown group has none), and for each group
-        Kafka did not answer about, why. The requests are in flight together."""
-        futures = {
-            # Generous: the first request on a fresh cluster waits for __consumer_offsets.
-            group: self.admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group)], request_timeout=max(self.timeout, 15.0)
-            )[group]
-            for group in groups
-        }
-        found: dict[str, dict[Position, int]] = {}
-        errors: dict[str, str] = {}
-        for group, future in futures.items():
+    def committed(self, group: str, layout: Mapping[str, int]) -> dict[Position, int]:
+        """The group's committed offsets on these topics (name -> partition count).
+
+        Asked through a consumer carrying the group's id, which never subscribes (so
+        never joins the group): the admin API's ListConsumerGroupOffsets crashes the
+        process when the coordinator answers "not coordinator" or "load in progress",
+        as it does for a group it has not seen yet (librdkafka #5040,
+        confluent-kafka-python #1982); the consumer's own offset fetch retries those.
+        """
+        partitions = [TopicPartition(t, p) for t, count in layout.items() for p in range(count)]
+        if not partitions:
+            return {}
+        consumer = self._group_consumer(group)
+        # Generous: the first request on a fresh cluster waits for __consumer_offsets to
+        # be created and loaded, and a moved coordinator answers "not coordinator" once.
+        deadline = time.monotonic() + max(self.timeout, 15.0)
+        while True:
             try:
-                answer = _result(future, "its committed offsets")
-            except LagUnavailable as exc:
-                errors[group] = str(exc)
-                continue
-            found[group] = {
-                (tp.topic, tp.partition): tp.offset
-                for tp in answer.topic_partitions or []
-                if tp.offset >= 0 and tp.error is None
-            }
-        return found, errors
+                answer = consumer.committed(partitions, timeout=self.timeout)
+                break
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.code() not in _COORDINATOR_MOVING or time.monotonic() > deadline:
+                    raise LagUnavailable(f"its committed offsets: {error.str()}") from exc
+                time.sleep(0.2)
+        return {
+            (tp.topic, tp.partition): tp.offset
+            for tp in answer
+            if tp.offset >= 0 and tp.error is None
+        }
 
     def topics(self) -> dict[str, int]:
         """The cluster's readable topics and their partition counts."""
@@ -327,6 +367,13 @@ class LagReader:
             consumer.unassign()
         return answers
 
+    def _group_consumer(self, group: str) -> Any:
+        if group not in self._groups:
+            self._groups[group] = clients.consumer(
+                self.settings, group, guarantees={"enable.auto.commit": False}
+            )
+        return self._groups[group]
+
     def _consumer(self) -> Any:
         if self._probe is None:
             self._probe = clients.consumer(
@@ -341,9 +388,3 @@ class LagReader:
 def _settle(lag: PartitionLag, visible: Mapping[tuple[str, int, int], bool]) -> PartitionLag:
     probed = visible.get((lag.topic, lag.partition, start_of(lag.committed, lag.low)))
     return dataclasses.replace(lag, lag=settled(lag.lag, probed))
-
-
-def _topics(committed: Mapping[str, Mapping[Position, int]], spec: GroupSpec) -> set[str]:
-    """Topics the group has commits on: a group passed by name (not one of the
-    project's) is measured on whatever it reads."""
-    return {topic for topic, _ in committed.get(spec.group, {})}
