@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
 
 from convotrail import __version__
@@ -42,15 +42,22 @@ LAG = Gauge(
 
 def report_lag(app: str, consumer: Consumer, partitions: list[TopicPartition]) -> None:
     """High watermark minus position, from the consumer's cached fetch responses (no
-    request to the broker: cheap enough to call every couple of seconds)."""
+    request to the broker: cheap enough to call every couple of seconds).
+
+    `partitions` carry the offset consumption started from (or OFFSET_BEGINNING): a
+    partition none of whose records has been consumed yet has no position, and its lag
+    counts from there (an idle partition after a restart is at 0, not missing)."""
     for tp in partitions:
         try:
-            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            low, high = consumer.get_watermark_offsets(tp, cached=True)
             (position,) = consumer.position([TopicPartition(tp.topic, tp.partition)])
         except KafkaException:
             continue
-        if high >= 0 and position.offset >= 0:
-            LAG.labels(app, tp.topic, str(tp.partition)).set(max(0, high - position.offset))
+        at = position.offset
+        if at < 0:
+            at = tp.offset if tp.offset >= 0 else low if tp.offset == OFFSET_BEGINNING else -1
+        if high >= 0 and at >= 0:
+            LAG.labels(app, tp.topic, str(tp.partition)).set(max(0, high - at))
 
 
 def forget_lag(app: str, partitions: list[TopicPartition]) -> None:

@@ -17,6 +17,8 @@ render.
   probes address a pod by its IP, and they tell nothing but whether the database answers.
 - Refusals: JSON {"error", "reason"}, counted in convotrail_api_refused_total{endpoint,
   reason}, both closed sets.
+- A handler's own failure is JSON too: 503 `database-unavailable` while the database
+  does not answer, 500 `internal` otherwise (its traceback goes to the log only).
 - Every request through the middleware is timed in convotrail_api_request_seconds
   {endpoint,code} (code: the status class, 2xx...5xx), refusals included; a request
   aiohttp's parser refuses never reaches it (counted as refused, endpoint "other").
@@ -34,8 +36,10 @@ from typing import Final
 
 from aiohttp import web
 from prometheus_client import Counter, Histogram
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.serving import BAD_HTTP
+from connectors.sink import failures
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +192,18 @@ def endpoint_of(request: web.Request) -> str:
 _HTTP_REASONS = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}
 
 
+def _failure(error: Exception) -> web.Response:
+    """A handler's own failure is no refusal of the request: 503 while the database does
+    not answer (retry later), else 500 (a bug: its traceback goes to the log). JSON
+    either way, never a traceback in the reply."""
+    if isinstance(error, SQLAlchemyError):
+        log.warning("read API: the database does not answer: %s", failures.reason(error))
+        return web.json_response({"error": "unavailable", "reason": "database-unavailable"},
+                                 status=503)  # fmt: skip
+    log.exception("read API: a request failed")
+    return web.json_response({"error": "internal error", "reason": "internal"}, status=500)
+
+
 def _refusal(status: int, error: str, reason: str, endpoint: str) -> web.Response:
     REFUSED.labels(endpoint, reason).inc()
     return web.json_response({"error": error, "reason": reason}, status=status)
@@ -207,9 +223,10 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     endpoint = endpoint_of(request)
     try:
         response = await _guarded(request, handler, endpoint)
-    except Exception:
-        # A handler's own failure (the database gone mid-request...): aiohttp answers 500.
-        REQUEST_SECONDS.labels(endpoint, "5xx").observe(time.perf_counter() - started)
+    except web.HTTPException as exc:  # a redirect (3xx), answered by aiohttp
+        REQUEST_SECONDS.labels(endpoint, status_class(exc.status)).observe(
+            time.perf_counter() - started
+        )
         raise
     elapsed = time.perf_counter() - started
     REQUEST_SECONDS.labels(endpoint, status_class(response.status)).observe(elapsed)
@@ -232,6 +249,8 @@ async def _guarded(request: web.Request, handler: Handler, endpoint: str) -> web
         response = _refusal(exc.status, exc.reason.lower(), reason, endpoint)
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
+    except Exception as exc:
+        response = _failure(exc)
     html = response.content_type == "text/html"
     response.headers.update(security_headers(request.app[STYLE_HASH], html=html))
     return response

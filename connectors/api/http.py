@@ -189,6 +189,9 @@ def make_runner(app: web.Application) -> Runner:
         on_bad_http=guard.REFUSED.labels("other", BAD_HTTP).inc,
         keepalive_timeout=READ_TIMEOUT,
         lingering_time=1.0,  # as the intake's: a slow body is not waited for for 10 s
+        # No access log: the page's URL may carry ?token= (and every path an account's
+        # ids); convotrail_api_request_seconds counts the requests instead.
+        access_log=None,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, Message, Producer
 
 from connectors.sink.errors import DeadLetterFailed
+from convotrail.logs import record_fields
 from convotrail.settings import KafkaValue
 from schemas.headers import (
     DLQ_ERROR,
@@ -22,6 +23,7 @@ from schemas.headers import (
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
 )
+from schemas.keys import SEPARATOR
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,17 @@ DLQ_FLUSH_TIMEOUT = 30.0
 
 def dlq_topic(topic: str) -> str:
     return f"{topic}.dlq"
+
+
+def account_of(key: bytes | str | None) -> str | None:
+    """The account a record's key names, for the log: every topic the sink reads is
+    keyed account first (schemas/keys.py); a key from before account scoping has no
+    separator and names none."""
+    if isinstance(key, str):
+        key = key.encode()
+    if not key or SEPARATOR.encode() not in key:
+        return None
+    return key.split(SEPARATOR.encode(), 1)[0].decode(errors="replace") or None
 
 
 @dataclass(frozen=True)
@@ -70,9 +83,9 @@ class DeadLetters:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         assert topic is not None
         target = dlq_topic(topic)
-        log.warning(
-            "%s[%s]@%s: %s: %s -> %s", topic, partition, offset, letter.tag, letter.message, target
-        )
+        fields = record_fields(topic, partition, offset, account_of(message.key()))
+        log.warning("%s[%s]@%s: %s: %s -> %s", topic, partition, offset, letter.tag,
+                    letter.message, target, extra=fields)  # fmt: skip
         headers = [
             *_headers(message),
             (DLQ_ERROR, f"{letter.tag}: {letter.message}"),

@@ -23,14 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    TIMESTAMP_NOT_AVAILABLE,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-)
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaPartition
 from fastavro.read import SchemaResolutionError
 
@@ -49,7 +42,7 @@ from connectors.sink.health import SinkHealth
 from connectors.sink.stats import SinkStats
 from connectors.sink.store import Store
 from convotrail import clients
-from convotrail.metrics import DLQ_RECORDS, forget_lag, report_lag
+from convotrail.metrics import forget_lag, report_lag
 from convotrail.settings import KafkaValue, Settings
 from schemas.codecs import M, ModelCodec
 from schemas.errors import SerdeError, UndecodableBody
@@ -109,12 +102,6 @@ class SinkLoop:
         self.health = health or SinkHealth()
         names = settings.topics
         self.state_topic = names.conversation_state
-        # Per source topic: the row kind's latency histogram, labelled once.
-        kinds = dict(zip(
-            (names.conversation_timeline, names.conversation_state, names.read_receipts,
-             names.delivery_status), metrics.KINDS, strict=True,
-        ))  # fmt: skip
-        self._latency = {topic: metrics.ROW_LATENCY.labels(kind) for topic, kind in kinds.items()}
         serde = AvroSerde(clients.registry(settings))
         self.codecs: dict[str, ModelCodec[TimelineEntry | ReadReceipt | DeliveryStatus]] = {
             names.conversation_timeline: ModelCodec(
@@ -124,20 +111,20 @@ class SinkLoop:
             names.delivery_status: ModelCodec(serde, names.delivery_status, DeliveryStatus),
         }
         self.state_codec = ModelCodec(serde, self.state_topic, ConversationState)
+        kinds = (names.conversation_timeline, names.conversation_state, names.read_receipts,
+                 names.delivery_status)  # fmt: skip
+        self.reports = metrics.BatchReport(group_id, dict(zip(kinds, metrics.KINDS, strict=True)))
         self.stats = SinkStats()
         self.batch = SinkBatch(group_id)
         self.batch_started = 0.0
         self.assigned = False
+        self._assignment: list[KafkaPartition] = []
         self.activity = time.monotonic()
         # The current batch's records as consumed: a refused one goes to the DLQ as is.
         self._messages: dict[Source, Message] = {}
         # Dead letters of the current batch already confirmed: a retry after an
         # outage must not send them again.
         self._sent: set[Source] = set()
-        # The current batch's dead letters by (source topic, reason): counted on
-        # convotrail_dlq_records_total when the batch commits, so a batch dropped at a
-        # revocation and read again counts its dead letters once.
-        self._dead_letters: dict[tuple[str, str], int] = {}
         self.consumer = clients.consumer(
             settings, group_id, CONSUMER_DEFAULTS, CONSUMER_GUARANTEES, on_commit=_on_commit
         )
@@ -157,6 +144,7 @@ class SinkLoop:
             # offset for the group (it may belong to another database).
             tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
         consumer.assign(partitions)
+        self._assignment = partitions  # with the offsets they start from, for the lag
         self.assigned = True
         self.health.assigned = len(partitions)
         self.activity = time.monotonic()
@@ -201,13 +189,14 @@ class SinkLoop:
         # Eager rebalancing: every partition goes, and the next assignment brings
         # back those this sink keeps. Their lag is the new owner's to report.
         self.assigned = False
+        self._assignment = []
         self.health.assigned = 0
         forget_lag(self.group_id, partitions)
 
     def report_lag(self) -> None:
         """convotrail_consumer_lag of the assigned partitions, from this consumer's
         position (the database's lags it by the open batch at most)."""
-        report_lag(self.group_id, self.consumer, self.consumer.assignment())
+        report_lag(self.group_id, self.consumer, self._assignment)
 
     def discard(self, why: str) -> None:
         if self.batch:
@@ -224,7 +213,7 @@ class SinkLoop:
         self.batch = SinkBatch(self.group_id)
         self._messages = {}
         self._sent = set()
-        self._dead_letters = {}
+        self.reports.drop()
 
     def pause(self) -> None:
         assignment = self.consumer.assignment()
@@ -267,8 +256,7 @@ class SinkLoop:
         target = self.letters.send(message, letter)
         self.stats.dead_lettered += 1
         self.stats.dlq_by_topic[target] = self.stats.dlq_by_topic.get(target, 0) + 1
-        slot = (message.topic() or "", letter.tag)
-        self._dead_letters[slot] = self._dead_letters.get(slot, 0) + 1
+        self.reports.dead_lettered(message.topic() or "", letter.tag)
 
     # -- committing: numbered steps, each needs the one before -----------------------
 
@@ -295,7 +283,7 @@ class SinkLoop:
         else:
             raise DatabaseUnavailable("the database keeps refusing a batch it accepts row by row")
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        self._observe_latency()
+        self.reports.committed(self._messages, self._sent)
         self._count(written)
         # 3. Kafka offsets, asynchronously: for lag dashboards only; losing this
         #    commit in a crash costs nothing, the database positions win.
@@ -328,21 +316,7 @@ class SinkLoop:
         self._sent.update(source for source, _cause in refused)
         return batch.without(self._sent)
 
-    def _observe_latency(self) -> None:
-        """Each stored record's Kafka timestamp to now, just after the commit that
-        stored it (refused records are not stored; folded states are, by the commit
-        that covers their position). Per batch, off the per-record path."""
-        now = time.time()
-        sent = self._sent
-        for source, message in self._messages.items():
-            kind, stamp = message.timestamp()
-            if kind == TIMESTAMP_NOT_AVAILABLE or stamp <= 0 or source in sent:
-                continue
-            self._latency[source[0]].observe(max(0.0, now - stamp / 1000))
-
     def _count(self, batch: SinkBatch) -> None:
-        for (topic, tag), count in self._dead_letters.items():
-            DLQ_RECORDS.labels(self.group_id, topic, tag).inc(count)
         metrics.ROWS.labels("timeline").inc(batch.timeline_records)
         metrics.ROWS.labels("state").inc(batch.state_records)
         metrics.ROWS.labels("read-receipt").inc(batch.receipt_records)

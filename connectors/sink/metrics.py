@@ -8,7 +8,13 @@ the decoding errors' reasons, refused-record, unkeyed-tombstone, database-refuse
 
 from __future__ import annotations
 
+import time
+from collections.abc import Collection, Mapping
+
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 from prometheus_client import Counter, Gauge, Histogram
+
+from convotrail.metrics import DLQ_RECORDS
 
 # The kinds of row, one per topic the sink reads (a label: a closed set).
 KINDS = ("timeline", "state", "read-receipt", "delivery-status")
@@ -31,3 +37,38 @@ CAUGHT_UP = Gauge(
 RETRIES = Counter(
     "convotrail_sink_database_retries_total", "Database writes retried after an outage"
 )
+
+
+class BatchReport:
+    """What one batch reports when it commits, and only then: its dead letters on the
+    one DLQ counter (so a batch dropped at a revocation and read again counts them
+    once), and each stored record's latency from its Kafka timestamp (off the
+    per-record path: after the commit, once per batch)."""
+
+    def __init__(self, group: str, kinds: Mapping[str, str]) -> None:
+        self.group = group
+        # Per source topic: its row kind's histogram, labelled once.
+        self._latency = {topic: ROW_LATENCY.labels(kind) for topic, kind in kinds.items()}
+        self._dead_letters: dict[tuple[str, str], int] = {}
+
+    def dead_lettered(self, topic: str, reason: str) -> None:
+        slot = (topic, reason)
+        self._dead_letters[slot] = self._dead_letters.get(slot, 0) + 1
+
+    def committed(
+        self, messages: Mapping[tuple[str, int, int], Message], refused: Collection[object]
+    ) -> None:
+        """The batch of `messages` is stored, but for the `refused` ones."""
+        now = time.time()
+        for source, message in messages.items():
+            kind, stamp = message.timestamp()
+            if kind == TIMESTAMP_NOT_AVAILABLE or stamp <= 0 or source in refused:
+                continue
+            self._latency[source[0]].observe(max(0.0, now - stamp / 1000))
+        for (topic, reason), count in self._dead_letters.items():
+            DLQ_RECORDS.labels(self.group, topic, reason).inc(count)
+        self._dead_letters.clear()
+
+    def drop(self) -> None:
+        """The batch is gone unwritten (or written and reported already)."""
+        self._dead_letters.clear()

@@ -278,7 +278,7 @@ def on_notification(task: Task[BounceApp], record: Record) -> None:
         _dead_letter(
             task,
             record,
-            provider or "none",
+            "other",  # a label: never the header's own (unbounded) value
             "unknown-provider",
             f"header {h.PROVIDER!r} is {provider!r}, not one of {', '.join(PARSERS)}",
         )

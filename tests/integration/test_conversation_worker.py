@@ -3,6 +3,7 @@ timeline, state and dead letters out."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Message, Producer
 
 from connectors.publisher import GUARANTEES, EventPublisher
 from convotrail.settings import Settings
@@ -42,6 +43,8 @@ def worker(topics: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]
         # The scripted history lies in the past: its chats' timers would all fire at
         # once. Timers have tests of their own (tests/integration/test_timers.py).
         CONVOTRAIL_TIMERS="false",
+        # Structured logs: every line this worker writes must be one JSON object.
+        CONVOTRAIL_LOG_FORMAT="json",
     )
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(
@@ -64,7 +67,7 @@ def _events(*names: str, conversation_id: str = "cnv-1042") -> list[dict[str, ob
 
 
 def test_a_scripted_history_becomes_timeline_state_and_dead_letters(
-    topics: Settings, worker: subprocess.Popen[bytes]
+    topics: Settings, worker: subprocess.Popen[bytes], tmp_path: Path
 ) -> None:
     history = _events("CONVERSATION_CREATED", "REASSIGNED", "TAG_ADDED", "RESOLVED")
     merge = dict(EXAMPLES["MERGED"], event_id="evt-merge", occurred_at="2026-11-25T09:40:00Z")
@@ -105,3 +108,29 @@ def test_a_scripted_history_becomes_timeline_state_and_dead_letters(
         assert headers["dlq.source.topic"] == topics.topics.conversation_events.encode()
         assert int(headers["dlq.source.offset"]) >= 0
     assert worker.poll() is None, "the worker is still running after bad input"
+    _check_json_log(tmp_path / "worker.log", topics, dead, orphan)
+
+
+def _check_json_log(
+    path: Path, topics: Settings, dead: list[Message], orphan: dict[str, object]
+) -> None:
+    """--log-format json: every line is a JSON object; each dead letter's line names its
+    record (topic, partition, offset) and, when the event decoded, its account."""
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines and all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
+    letters = {
+        (line["partition"], line["offset"]): line
+        for line in lines
+        if line["logger"] == "processors.runtime.task" and "-> " in line["message"]
+    }
+    for message in dead:
+        headers = dict(message.headers() or [])
+        source = (int(headers["dlq.source.partition"]), int(headers["dlq.source.offset"]))
+        line = letters[source]
+        assert line["topic"] == topics.topics.conversation_events, line
+        assert line["level"] == "WARNING"
+        if "not-created" in line["message"]:
+            assert line["account"] == orphan["account_id"], line
+            assert line["conversation"] == "cnv-nobody", line
+        else:
+            assert "bad-magic-byte" in line["message"] and "account" not in line, line

@@ -176,6 +176,12 @@ def test_the_intake_lets_in_exactly_the_providers_that_authenticate(
             ]
             == 1
         )
+        assert any(name.startswith("convotrail_build_info{") for name in metrics)
+        # Ready: the broker answered a metadata request for delivery-notifications.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            readiness = json.loads(response.read())
+        assert readiness["ready"] is True, readiness
+        assert topics.topics.delivery_notifications in readiness["detail"]
     finally:
         intake.terminate()
         intake.wait(timeout=30)

@@ -18,11 +18,13 @@ from connectors.api.http import create_api_app, parse_tokens
 from connectors.sink.batch import SinkBatch
 from connectors.sink.store import store_at
 from schemas import model as m
+from tests.support.postgres import PostgresServer
 from tests.support.sink import conversation_state, timeline_entry
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+READY_TTL = 2.1  # a /readyz answer is reused for 2 s (connectors/serving.py)
 
 
 def _fill(database: str) -> None:
@@ -132,3 +134,66 @@ def test_with_tokens_each_account_needs_its_own(tmp_path: Path) -> None:
     assert [status for status, _ in results] == [401, 401, 200, 200]
     with pytest.raises(ValueError, match="'acct-c' is not account=token"):
         parse_tokens("acct-a=x,acct-c")
+
+
+def _samples(text: str, name: str) -> dict[str, float]:
+    """The samples of one metric family in a /metrics page, by their label text."""
+    found = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            labels, _, value = line[len(name) :].rpartition(" ")
+            found[labels] = float(value)
+    return found
+
+
+def test_readiness_follows_the_database_and_requests_are_timed_by_endpoint_and_status(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    _fill(postgres_url)
+    conversation = "/api/v1/accounts/acct-a/conversations/cnv-1"
+
+    async def go() -> dict[str, Any]:
+        with store_at(postgres_url, migrate=False) as store:
+            server = TestServer(create_api_app(store, {}))
+            await server.start_server()
+            seen: dict[str, Any] = {}
+            try:
+                seen["ready"] = await _get(server, "/readyz")
+                seen["before"] = (await _get(server, "/metrics"))[1]
+                seen["served"] = await _get(server, conversation)
+                seen["missing"] = await _get(server, conversation + "x")
+                postgres_server.pause()
+                try:
+                    await asyncio.sleep(READY_TTL)  # past the cached answer
+                    seen["down"] = await _get(server, "/readyz")
+                    seen["while down"] = await _get(server, conversation)
+                finally:
+                    postgres_server.resume()
+                await asyncio.sleep(READY_TTL)
+                seen["back"] = await _get(server, "/readyz")
+                seen["after"] = (await _get(server, "/metrics"))[1]
+            finally:
+                await server.close()
+            return seen
+
+    seen = asyncio.run(go())
+    assert seen["ready"] == (200, {"ready": True, "detail": "the database answers"})
+    assert seen["served"][0] == 200 and seen["missing"][0] == 404
+    status, body = seen["down"]
+    assert status == 503 and body["ready"] is False, body
+    assert "127.0.0.1" not in body["detail"]  # the database's address stays in the log
+    assert seen["while down"] == (503, {"error": "unavailable", "reason": "database-unavailable"})
+    assert seen["back"][0] == 200
+    name = "convotrail_api_request_seconds_count"
+    before, after = _samples(seen["before"], name), _samples(seen["after"], name)
+
+    def moved(endpoint: str, code: str) -> float:
+        labels = f'{{code="{code}",endpoint="{endpoint}"}}'
+        return after.get(labels, 0) - before.get(labels, 0)
+
+    assert moved("conversation", "2xx") == 1
+    assert moved("conversation", "4xx") == 1
+    assert moved("conversation", "5xx") == 1
+    assert moved("readyz", "5xx") == 1 and moved("readyz", "2xx") == 1
+    assert moved("metrics", "2xx") == 1  # the first scrape, counted once it was answered
+    assert 'convotrail_build_info{version="' in seen["after"]

@@ -231,6 +231,7 @@ def test_bad_input_gets_a_counted_json_refusal(case: Case, api: int) -> None:
         (get(CONVERSATION, GOOD, host=b"localhost."), "Host with the root dot"),
         (get(CONVERSATION, GOOD, host=b"[::1]:8080"), "IPv6 loopback Host"),
         (get("/healthz", host=b"10.1.2.3:8080"), "a probe by pod address"),
+        (get("/readyz", host=b"10.1.2.3:8080"), "a readiness probe by pod address"),
     ],
 )
 def test_good_input_is_served_with_the_security_headers(raw: bytes, what: str, api: int) -> None:

@@ -216,6 +216,7 @@ def test_health_and_metrics_endpoints(topics: Settings, tmp_path: Path) -> None:
             "convotrail_record_latency_seconds_bucket",
             "convotrail_partitions_assigned",
             "convotrail_records_produced_total",
+            "convotrail_build_info",
         ):
             assert wanted in names, wanted  # fmt: skip
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:

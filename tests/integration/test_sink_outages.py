@@ -9,11 +9,8 @@ every record exactly once within 30 s of the database's return.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,9 +22,10 @@ from schemas.codecs import ModelCodec
 from schemas.model import TimelineEntry
 from schemas.registry import Registry
 from schemas.serde import AvroSerde
+from tests.support.metrics import probe, ready
 from tests.support.postgres import PostgresServer
 from tests.support.sink import timeline_entry
-from tests.support.sink_process import Sink
+from tests.support.sink_process import Sink, locked
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -99,15 +97,19 @@ def outage_lines(log: Path) -> list[str]:
 
 
 def _wait_through_outage(sink: Sink, seconds: float) -> None:
-    """While the database is away: the sink stays up and says it is behind."""
+    """While the database is away: the sink stays up (alive), says it is behind and is
+    not ready."""
     deadline = time.monotonic() + seconds
-    saw_behind = False
+    saw_behind = saw_not_ready = False
     while time.monotonic() < deadline:
         assert sink.alive(), sink.log.read_text()[-3000:]
         if sink.metric("convotrail_sink_caught_up") == 0.0:
             saw_behind = sink.metric("convotrail_sink_database_up") == 0.0 or saw_behind
+            saw_not_ready = probe(sink.port, "/readyz") == 503 or saw_not_ready
+        assert probe(sink.port, "/healthz") == 200  # waiting is not being stuck
         time.sleep(0.5)
     assert saw_behind, "the metrics never reported the outage"
+    assert saw_not_ready, "/readyz never said the sink was not ready"
 
 
 def test_postgresql_stopped_while_events_flow(
@@ -131,6 +133,7 @@ def test_postgresql_stopped_while_events_flow(
         took = time.monotonic() - back
         assert sink.metric("convotrail_sink_caught_up") == 1.0
         assert sink.metric("convotrail_sink_database_up") == 1.0
+        assert ready(sink.port)
         lines = outage_lines(sink.log)
         # One line per retry: capped backoff (at most 5 s) over the outage: several, not thousands.
         assert 5 <= len(lines) <= 60, lines
@@ -140,18 +143,6 @@ def test_postgresql_stopped_while_events_flow(
     finally:
         if sink.alive():
             sink.kill()
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Another writer holds SQLite's write lock (as a long migration or backup would)."""
-    connection = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
-        connection.execute("BEGIN EXCLUSIVE")
-        yield
-        connection.execute("ROLLBACK")
-    finally:
-        connection.close()
 
 
 def test_an_sqlite_file_locked_past_the_busy_timeout(topics: Settings, tmp_path: Path) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +31,7 @@ class Sink:
     port: int = field(default_factory=lambda: free_ports(1)[0])
     runs: int = 0
     process: subprocess.Popen[bytes] | None = None
+    log_format: str = "text"
 
     @property
     def log(self) -> Path:
@@ -47,11 +51,16 @@ class Sink:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "convotrail", "sink", "--verbose",
                  "--database-url", self.database_url,
-                 "--group", f"{self.settings.topics.prefix}{self.group}",
+                 "--group", self.group_id,
                  "--batch-size", "50", "--batch-timeout", "0.2",
-                 "--metrics-port", str(self.port)],
+                 "--metrics-port", str(self.port), "--log-format", self.log_format],
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group, which is the `app` label of its lag and DLQ metrics."""
+        return f"{self.settings.topics.prefix}{self.group}"
 
     def metric(self, name: str) -> float | None:
         try:
@@ -71,3 +80,15 @@ class Sink:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Another writer holds SQLite's write lock (as a long migration or backup would)."""
+    connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        connection.execute("BEGIN EXCLUSIVE")
+        yield
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()

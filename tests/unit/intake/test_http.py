@@ -446,6 +446,37 @@ def test_metrics_and_health() -> None:
     assert (health_status, json.loads(health)) == (200, {"status": "ok"})
 
 
+def test_readyz_answers_the_injected_check_cached_and_as_json() -> None:
+    calls: list[bool] = []
+    answers = iter([(False, "delivery-notifications: missing")])  # a second call would fail
+
+    def check() -> tuple[bool, str]:
+        calls.append(True)
+        return next(answers)
+
+    def broken() -> tuple[bool, str]:
+        raise OSError("no route to host")
+
+    async def twice(client: Client) -> list[tuple[int, dict[str, object]]]:
+        found = []
+        for _ in range(2):
+            async with client.get("/readyz") as reply:
+                found.append((reply.status, json.loads(await reply.text())))
+        return found
+
+    app = create_intake_app(CONFIG, Recorder(), clock=lambda: NOW, ready=check)
+    not_ready = {"ready": False, "detail": "delivery-notifications: missing"}
+    # The second probe within 2 s gets the first answer: one check, not two.
+    assert with_client(app, twice) == [(503, not_ready), (503, not_ready)]
+    assert len(calls) == 1
+    app = create_intake_app(CONFIG, Recorder(), clock=lambda: NOW, ready=broken)
+    assert with_client(app, twice)[0] == (
+        503, {"ready": False, "detail": "OSError: no route to host"}
+    )  # fmt: skip
+    unchecked = with_client(make_app(Recorder()), twice)[0]
+    assert unchecked == (200, {"ready": True, "detail": "no dependency check configured"})
+
+
 def test_webhooks_only_take_post() -> None:
     async def scenario(client: Client) -> int:
         async with client.get("/webhooks/ses") as resp:
