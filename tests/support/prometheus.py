@@ -195,17 +195,17 @@ class PrometheusServer:
 
 
 def start_prometheus(
-    directory: Path, port: int, targets: dict[str, str], rule_paths: list[Path]
+    directory: Path, port: int, targets: dict[str, list[str]], rule_paths: list[Path]
 ) -> PrometheusServer:
-    """Prometheus scraping `targets` (job name -> host:port) every second, evaluating
+    """Prometheus scraping `targets` (job name -> host:port list) every second, evaluating
     `rule_paths` every second."""
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
                    "scrape_timeout": "1s"},
         "rule_files": [str(path) for path in rule_paths],
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [address]}]}
-            for job, address in targets.items()
+            {"job_name": job, "static_configs": [{"targets": addresses}]}
+            for job, addresses in targets.items()
         ],
     }  # fmt: skip
     config_path = directory / "prometheus.yml"
