@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,7 +106,3 @@ def test_alert_operands_are_found_at_the_top_level_only() -> None:
         "a", "b", "c"
     ]  # fmt: skip
     assert operands("(a > 1 and b) > 2") == ["(a > 1 and b)"]
-
-
-def test_tools_are_found_where_debian_puts_them() -> None:
-    assert Path(required_tool("promtool")).name == "promtool"
