@@ -395,9 +395,9 @@ if __name__ == "__main__":
 
 
 def _add_storage_commands() -> None:
-    from convotrail import cli_storage
+    from convotrail import cli_ops, cli_storage
 
-    for command in cli_storage.COMMANDS:
+    for command in [*cli_storage.COMMANDS, *cli_ops.COMMANDS]:
         main.add_command(command)
 
 

@@ -101,24 +101,27 @@ def admin(settings: Settings) -> AdminClient:
     return AdminClient(admin_config(settings), logger=log)
 
 
-def registry_config(settings: Settings) -> dict[str, Any]:
-    return {"url": settings.registry_url, **settings.registry_extra}
+def registry_config(
+    settings: Settings, defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    return {"url": settings.registry_url, **(defaults or {}), **settings.registry_extra}
 
 
-def registry(settings: Settings) -> Registry:
-    config = registry_config(settings)
+def registry(settings: Settings, defaults: Mapping[str, Any] | None = None) -> Registry:
+    """`defaults` (a `timeout`, `max.retries`...) yield to the environment's settings."""
+    config = registry_config(settings, defaults)
     url = config.pop("url")
     return Registry(url, config)
 
 
-def checked_registry(settings: Settings) -> Registry:
+def checked_registry(settings: Settings, defaults: Mapping[str, Any] | None = None) -> Registry:
     """The registry client, once the registry has answered: a wrong SCHEMA_REGISTRY_URL is
     one line at start-up (ConfigError), not a traceback at the first record."""
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 
     from convotrail.errors import ConfigError
 
-    client = registry(settings)
+    client = registry(settings, defaults)
     try:
         client.client.get_subjects()
     except SchemaRegistryError as exc:

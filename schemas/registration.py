@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from convotrail.settings import TopicNames
 from schemas import contract, evolution
@@ -69,19 +70,26 @@ def check_against_registry(registry: Registry, topics: TopicNames) -> list[str]:
             if exc.http_status_code == 404:
                 continue  # nothing registered yet: anything goes
             raise
-        current = contract.expand(plan.fullname)
-        registered = json.loads(text)
-        backward = evolution.compatibility(reader=current, writer=registered)
-        if not backward.compatible:
+        problems.extend(registered_problems(plan, version, json.loads(text)))
+    return problems
+
+
+def registered_problems(plan: SubjectPlan, version: int, registered: Any) -> list[str]:
+    """Why this code's schema for `plan` and the registered version `version` do not
+    mix (pure; [] when they do): new readers must read the registered records, and for
+    FULL subjects the registered readers must read new records too."""
+    problems: list[str] = []
+    current = contract.expand(plan.fullname)
+    backward = evolution.compatibility(reader=current, writer=registered)
+    if not backward.compatible:
+        problems.append(
+            f"{plan.subject} v{version}: new readers cannot read it: {'; '.join(backward.problems)}"
+        )
+    if plan.compatibility.startswith("FULL"):
+        forward = evolution.compatibility(reader=registered, writer=current)
+        if not forward.compatible:
             problems.append(
-                f"{plan.subject} v{version}: new readers cannot read it: "
-                f"{'; '.join(backward.problems)}"
+                f"{plan.subject} v{version}: its readers cannot read new records: "
+                f"{'; '.join(forward.problems)}"
             )
-        if plan.compatibility.startswith("FULL"):
-            forward = evolution.compatibility(reader=registered, writer=current)
-            if not forward.compatible:
-                problems.append(
-                    f"{plan.subject} v{version}: its readers cannot read new records: "
-                    f"{'; '.join(forward.problems)}"
-                )
     return problems

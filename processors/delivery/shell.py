@@ -61,7 +61,14 @@ from schemas import headers as h
 from schemas import keys
 from schemas.codecs import ModelCodec
 from schemas.errors import SerdeError
-from schemas.model import ConversationEvent, EventType, MessageRoute, SuppressedRecipient
+from schemas.model import (
+    BounceClass,
+    BounceDetected,
+    ConversationEvent,
+    EventType,
+    MessageRoute,
+    SuppressedRecipient,
+)
 from schemas.registry import Registry
 from schemas.serde import AvroSerde
 
@@ -79,6 +86,11 @@ WAITING = Gauge(
 SUPPRESSIONS = Counter(
     "convotrail_suppressions_total", "Changes to the suppression list", ["change"]
 )
+BOUNCES = Counter(
+    "convotrail_delivery_bounces_total", "Bounces detected, by class", ["bounce_class"]
+)
+for _class in BounceClass:  # every class visible (at 0) from the start, for rate()
+    BOUNCES.labels(_class.value)
 
 LEDGER = "delivery-ledger"
 HEALTH = "recipient-health"
@@ -357,6 +369,8 @@ def on_fact(task: Task[BounceApp], record: Record) -> None:
     task.send(app.topics.conversation_events, keys.of_event(event), value,
               _type_header(event.type))  # fmt: skip
     labelled(FACTS, event.type.value).inc()
+    if isinstance(event.payload, BounceDetected):
+        labelled(BOUNCES, event.payload.bounce_class.value).inc()
     if isinstance(change, Suppress):
         suppressed = change.record
         task.send(app.topics.suppressed_recipients,

@@ -95,6 +95,12 @@ class StreamLoop:
             phase: metrics.COMMIT_PHASE_SECONDS.labels(self.app, phase)
             for phase in ("outputs", "kafka", "stores")
         }
+        # Both outcomes and the processed count exist (at 0) from the start: rate() and
+        # the alert rules (deploy/prometheus/rules/) see the first abort and a worker
+        # that never processed anything, instead of a series appearing with its value.
+        for outcome in ("committed", "aborted"):
+            metrics.TRANSACTIONS.labels(self.app, outcome)
+        metrics.RECORDS_IN.labels(self.app)
         self.client_errors = ClientErrors(self.transactional_id)
         self.consumer = wiring.stream_consumer(settings, topology, options, self.client_errors)
         self.txn = Transactions(
