@@ -5,6 +5,7 @@ groups' lag for Prometheus, measured from outside the consumers)."""
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -18,8 +19,17 @@ from convotrail.cli_support import (
 )
 from convotrail.group_lag import DEFAULT_SINK_GROUP, GroupSpec, project_groups
 
+
+def _group_names(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Refuse a blank group id: librdkafka aborts the process on one."""
+    for name in value if isinstance(value, tuple) else (value,):
+        if not name.strip():
+            raise click.BadParameter("a consumer group id cannot be empty", param=param)
+    return value
+
+
 _SINK_GROUP = click.option(
-    "--sink-group", default=DEFAULT_SINK_GROUP, show_default=True,
+    "--sink-group", default=DEFAULT_SINK_GROUP, show_default=True, callback=_group_names,
     help="The sink's consumer group (`convotrail sink --group`).",
 )  # fmt: skip
 
@@ -90,7 +100,7 @@ def choose_groups(project: list[GroupSpec], names: tuple[str, ...]) -> list[Grou
 
 @click.command("lag-exporter")
 @click.option(
-    "--group", "groups", multiple=True,
+    "--group", "groups", multiple=True, callback=_group_names,
     help="A consumer group to measure (repeatable). Default: the three workers' groups "
     "and the sink's.",
 )  # fmt: skip

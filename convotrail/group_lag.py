@@ -228,7 +228,7 @@ class LagReader:
         measured = {
             spec.group: sorted(
                 {t for t in spec.topics if t in existing}
-                or {topic for topic, _ in committed.get(spec.group, {})}
+                or {topic for topic, _ in committed.get(spec.group, {}) if topic in existing}
             )
             for spec in specs
         }

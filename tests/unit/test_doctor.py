@@ -315,3 +315,14 @@ def test_untrusted_text_reaches_the_terminal_escaped() -> None:
     facts = Facts(KafkaFacts(BOOTSTRAP, error="Kafka said \x1b[2J"), _healthy_registry())
     text = render_text(diagnose(facts, EXPECTED))
     assert "\x1b" not in text and "Kafka said \\x1b[2J" in text
+
+
+def test_a_blank_group_id_is_refused_in_one_line_before_any_client_exists() -> None:
+    from click.testing import CliRunner
+
+    from convotrail.cli import main
+
+    for args in (["doctor", "--sink-group", " "], ["lag-exporter", "--group", ""]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2
+        assert result.output.splitlines()[-1].endswith("a consumer group id cannot be empty")
