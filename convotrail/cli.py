@@ -155,11 +155,12 @@ def schemas() -> None:
 @_one_line_errors
 def schemas_register() -> None:
     """Register every topic's value schema and set its compatibility level."""
+    from convotrail.clients import registry
     from schemas.registration import register_contract
-    from schemas.registry import Registry
 
     settings = _settings()
-    for done in register_contract(Registry(settings.registry_url), settings.topics):
+    # clients.registry: the same credentials and CA settings as every other process.
+    for done in register_contract(registry(settings), settings.topics):
         click.echo(f"{done.subject:<40} id {done.schema_id:<6} {done.compatibility}")
 
 
@@ -167,15 +168,15 @@ def schemas_register() -> None:
 @_one_line_errors
 def schemas_check() -> None:
     """Check the schemas against every released version and the registry (exit 1 if broken)."""
+    from convotrail.clients import registry
     from schemas import contract, evolution
     from schemas.registration import check_against_registry
-    from schemas.registry import Registry
 
     results = evolution.gate(evolution.current_schemas(), contract.released_versions())
     for result in results:
         click.echo(("ok     " if result.passed else "BROKEN ") + result.describe())
     settings = _settings()
-    problems = check_against_registry(Registry(settings.registry_url), settings.topics)
+    problems = check_against_registry(registry(settings), settings.topics)
     for problem in problems:
         click.echo(f"BROKEN registry: {problem}")
     if not problems:

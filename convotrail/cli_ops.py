@@ -11,6 +11,7 @@ import click
 
 from convotrail.cli_support import (
     _DATABASE_URL,
+    _LOG_FORMAT,
     _METRICS_HOST,
     _database_url,
     _logging,
@@ -116,6 +117,7 @@ def choose_groups(project: list[GroupSpec], names: tuple[str, ...]) -> list[Grou
 )  # fmt: skip
 @_METRICS_HOST
 @click.option("--verbose", is_flag=True, help="INFO logs.")
+@_LOG_FORMAT
 @_one_line_errors
 def lag_exporter(
     groups: tuple[str, ...],
@@ -124,6 +126,7 @@ def lag_exporter(
     metrics_port: int,
     metrics_host: str,
     verbose: bool,
+    log_format: str,
 ) -> None:
     """Serve the consumer groups' committed-offset lag to Prometheus.
 
@@ -137,7 +140,7 @@ def lag_exporter(
 
     from convotrail.lag_exporter import serve
 
-    _logging(verbose)
+    _logging(verbose, log_format)
     settings = _settings()
     chosen = choose_groups(project_groups(settings, sink_group), groups)
     stop = threading.Event()

@@ -145,8 +145,9 @@ def serve(
     stop: threading.Event,
 ) -> None:
     """Measure every `interval` seconds and serve /metrics, /healthz, /readyz until `stop`."""
-    from processors.runtime.health import Probe
-    from processors.runtime.health import serve as serve_http
+    import convotrail.metrics  # noqa: F401  (convotrail_build_info, as in every process)
+    from convotrail.health import Probe
+    from convotrail.health import serve as serve_http
 
     exporter = LagExporter(settings, groups, interval)
     REGISTRY.register(exporter.collector)

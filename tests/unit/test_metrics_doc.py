@@ -39,6 +39,11 @@ def _defined() -> dict[str, tuple[str, tuple[str, ...]]]:
         kind = collector._type
         name = f"{name}_total" if kind == "counter" else name
         found[name] = (kind, tuple(sorted(collector._labelnames)))
+    # Custom collectors build their families at scrape time: ask them once.
+    from convotrail.lag_exporter import LagCollector
+
+    for family in LagCollector().collect():
+        found[family.name] = (family.type, tuple(sorted(family._labelnames)))  # type: ignore[attr-defined]
     return found
 
 
