@@ -18,6 +18,7 @@ from convotrail.cli_support import (
     _logging,
     _one_line_errors,
     _settings,
+    _stop_on_sigterm,
 )
 from convotrail.errors import ConfigError
 from convotrail.terminal import escape, escape_json
@@ -113,6 +114,7 @@ def delivery_serve(host: str, port: int, verbose: bool, log_format: str) -> None
             f"delivery intake on http://{host}:{port}/webhooks/<provider> "
             f"(bodies up to {config.max_body_bytes} bytes)"
         )
+        _stop_on_sigterm()
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(config, publisher.deliver, host, port, ready=publisher.ready))
 
@@ -297,6 +299,7 @@ def serve(database_url: str | None, host: str, port: int, verbose: bool, log_for
         access = "per-account tokens" if tokens else "open, local only"
         hosts = ", ".join(sorted(allowed)) if allowed else "any"
         _announce(f"read API on http://{host}:{port}/api/v1 ({access}; Host: {hosts})")
+        _stop_on_sigterm()
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_api(store, tokens, host, port, allowed))
 

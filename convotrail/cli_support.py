@@ -53,6 +53,15 @@ def _logging(verbose: bool, log_format: str = logs.TEXT) -> None:
     logs.configure(verbose, log_format)
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops the process as Ctrl-C does (KeyboardInterrupt: the server closes,
+    the producer flushes). As PID 1 in a container, Python would otherwise ignore the
+    SIGTERM that `docker stop` and Kubernetes send, and be killed after the grace period."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def _announce(message: str) -> None:
     """A line the operator must see (where a server listens, a summary): stdout in text
     mode, a JSON log line in JSON mode so that the process's output stays parseable."""
