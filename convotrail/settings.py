@@ -46,6 +46,19 @@ def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _seconds_env(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise ConfigError(f"{name}={raw!r} must be between 0 and 3600 seconds")
+    return value
+
+
 @dataclass(frozen=True)
 class TopicNames:
     """Topic names (DESIGN.md section 2); a prefix keeps environments and tests apart."""
@@ -134,6 +147,8 @@ class Settings:
     topics: TopicNames = field(default_factory=TopicNames)
     kafka_extra: Mapping[str, str] = field(default_factory=dict, repr=False)
     registry_extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # How long a worker or the sink waits for Kafka at start-up before one line and exit 1.
+    connect_timeout: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -172,6 +187,7 @@ class Settings:
             topics=TopicNames(prefix=env.get("CONVOTRAIL_TOPIC_PREFIX", "")),
             kafka_extra=extra,
             registry_extra=registry_extra,
+            connect_timeout=_seconds_env(env, "CONVOTRAIL_CONNECT_TIMEOUT", 15.0),
         )
 
     @property

@@ -60,7 +60,6 @@ __all__ = [
 
 DEFAULT_GROUP = "convotrail-sink"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-KAFKA_TIMEOUT = 15.0
 # How often convotrail_consumer_lag is refreshed (from cached fetch responses).
 LAG_INTERVAL = 2.0
 
@@ -84,7 +83,7 @@ def dlq_topic_specs(settings: Settings) -> list[TopicSpec]:
 
 def _check_topics(settings: Settings, sources: list[str]) -> None:
     # A bounded wait, then one line naming KAFKA_BOOTSTRAP_SERVERS (or the credentials).
-    admin, metadata = connect_to_kafka(settings, KAFKA_TIMEOUT)
+    admin, metadata = connect_to_kafka(settings, settings.connect_timeout)
     existing = metadata.topics
     missing = [topic for topic in sources if topic not in existing]
     if missing:

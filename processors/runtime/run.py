@@ -84,7 +84,7 @@ def run(
 ) -> None:
     stop = stop or threading.Event()
     with locked(options.state_dir, topology.app_id):
-        preflight.check(settings, topology)
+        preflight.check(settings, topology, settings.connect_timeout)
         status = LoopStatus()
         server = None
         if http is not None:

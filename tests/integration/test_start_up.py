@@ -76,7 +76,10 @@ def test_a_wrong_bootstrap_address_is_one_line_after_a_bounded_wait(
     topics: Settings, tmp_path: Path
 ) -> None:
     (port,) = free_ports(1)
-    env = env_of(topics, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}")
+    # 4 s instead of the default 15: the same bounded wait, sooner.
+    env = env_of(
+        topics, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}", CONVOTRAIL_CONNECT_TIMEOUT="4"
+    )
     for command in (["worker"], ["sink", "--database-url", f"sqlite:///{tmp_path}/s.db"]):
         line = one_line(*run_cli(env, *command, timeout=60), "KAFKA_BOOTSTRAP_SERVERS")
         print(command[0], line)

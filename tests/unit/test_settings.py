@@ -63,3 +63,11 @@ def test_topic_prefix_applies_to_every_topic() -> None:
     assert names.conversation_state == "staging.conversation-state"
     assert names.read_receipts == "staging.read-receipts"
     assert names.delivery_notifications_dlq == "staging.delivery-notifications.dlq"
+
+
+def test_the_connect_timeout_is_read_and_bad_values_are_one_line() -> None:
+    assert Settings.from_env({}).connect_timeout == 15.0
+    assert Settings.from_env({"CONVOTRAIL_CONNECT_TIMEOUT": "2.5"}).connect_timeout == 2.5
+    for bad in ("soon", "0", "-1", "99999"):
+        with pytest.raises(ConfigError, match="CONVOTRAIL_CONNECT_TIMEOUT"):
+            Settings.from_env({"CONVOTRAIL_CONNECT_TIMEOUT": bad})
