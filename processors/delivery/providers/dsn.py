@@ -43,13 +43,18 @@ from processors.delivery.notification import (
     normalize_address,
     normalize_message_id,
 )
-from processors.delivery.providers.status import classify
+from processors.delivery.providers.bounce_class import action_kind as _kind
+from processors.delivery.providers.bounce_class import block_status as _status
+from processors.delivery.providers.bounce_class import classify_bounce as _classify
+from processors.delivery.providers.bounce_class import clip as _clip
+from processors.delivery.providers.bounce_class import collapse as _collapse
+from processors.delivery.providers.bounce_class import diagnostic_code as _diagnostic_code
+from processors.delivery.providers.bounce_class import dsn_class as _dsn_class
+from processors.delivery.providers.bounce_class import find_status
+from processors.delivery.providers.bounce_class import reply_code as _reply_code
 from schemas.model import BounceClass
 
 PROVIDER = "dsn"
-
-# Diagnostics are free text from a remote server; keep what a person needs to read.
-MAX_DIAGNOSTIC = 1000
 
 _DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
 # Parts that carry the returned original (whole, or its headers only).
@@ -63,18 +68,6 @@ _RETURNED_TYPES = frozenset(
     }
 )
 
-# RFC 3463 enhanced status code. Unlike status.ENHANCED_STATUS it may end a sentence
-# ('... (#5.1.1).') but not be followed by another number (an IP address's next
-# octet), and it must not follow a letter or a dot, because here it is searched for
-# in free report text.
-_ENHANCED = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
-# A failure reply code as a server writes it: '550 ...', '550-...', 'said: 450'. Not
-# after a digit, dot, colon, slash, '#' or '-' (IP octets, times, paths, ids); 2xx
-# is left out so a transcript's '250 OK' does not stand in for the refusal after it.
-_REPLY_CODE = re.compile(r"(?<![\w.:/#-])([45][0-5]\d)(?=[ -]|$)", re.MULTILINE)
-# The diagnostic-type of a Diagnostic-Code ('smtp; ', 'X-Postfix; ', 'X-Notes; ').
-_DIAGNOSTIC_TYPE = re.compile(r"^\s*[A-Za-z][\w.-]*\s*;\s*")
-_WHITESPACE = re.compile(r"\s+")
 _ADDRESS = re.compile(r"[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+")
 _ANGLE_IDS = re.compile(r"<([^<>\s]+)>")
 # `Message-ID:` / stamp lines in report text (a plain-text bounce quoting the
@@ -115,13 +108,6 @@ _BOUNCE_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster|mail delivery", re.IGNORECASE)
-# A full mailbox is transient whatever the server called it (see status.py); old
-# servers say so only in words, or behind a generic x.0.0 code.
-_MAILBOX_FULL = re.compile(
-    r"quota|mailbox (?:is )?full|mail ?folder is full|mailbox.{0,20}(?:exceed|full)|"
-    r"insufficient (?:system )?storage|storage (?:allocation|limit)|out of (?:disk )?space",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -413,95 +399,6 @@ def _block_recipient(block: Message) -> str | None:
     return None
 
 
-def _kind(action: str | None, status: str | None) -> NotificationKind | None:
-    word = (action or "").strip().lower()
-    # Some servers comment the action ('delayed (will retry)'); opensmtpd says 'error'.
-    if word.startswith(("fail", "error")):
-        return NotificationKind.BOUNCED
-    if word.startswith("delay"):
-        return NotificationKind.DEFERRED
-    if word.startswith(("deliver", "relay", "expand")):
-        return NotificationKind.DELIVERED
-    # No (known) action: the status class is the next best thing.
-    if status is not None:
-        return {
-            "5": NotificationKind.BOUNCED,
-            "4": NotificationKind.DEFERRED,
-            "2": NotificationKind.DELIVERED,
-        }[status[0]]
-    return None
-
-
-def _dsn_class(
-    kind: NotificationKind, status: str | None, code: int | None, diagnostic: str | None
-) -> BounceClass | None:
-    if kind is NotificationKind.DELIVERED:
-        return None
-    if kind is NotificationKind.DEFERRED:
-        return BounceClass.SOFT
-    return _classify(status, code, diagnostic)
-
-
-def _classify(status: str | None, code: int | None, text: str | None) -> BounceClass:
-    if (status is None or status.endswith(".0.0")) and text and _MAILBOX_FULL.search(text):
-        return BounceClass.SOFT
-    return classify(status, code, text)
-
-
-def _status(field: str | None, diagnostic: str | None) -> str | None:
-    """The enhanced status of a recipient block, e.g. '5.1.1'."""
-    status = find_status(field)
-    detailed = find_status(diagnostic)
-    if status is None:
-        return detailed
-    # Many relays report a generic x.0.0 and pass the remote server's precise code in
-    # the diagnostic ('Status: 5.0.0' over '550 5.7.1 ... blocked'); the precise one
-    # is what classification needs, as long as it is the same class of outcome.
-    if (
-        status.endswith(".0.0")
-        and detailed is not None
-        and detailed[0] == status[0]
-        and not detailed.endswith(".0.0")
-    ):
-        return detailed
-    return status
-
-
-def find_status(text: str | None) -> str | None:
-    """The first RFC 3463 enhanced status code in a text, normalized ('5.01.001' and
-    '#5.1.1' both give '5.1.1')."""
-    if not text:
-        return None
-    match = _ENHANCED.search(text)
-    if match is None:
-        return None
-    return ".".join(str(int(part)) for part in match.groups())
-
-
-def _reply_code(text: str | None) -> int | None:
-    if not text:
-        return None
-    match = _REPLY_CODE.search(text)
-    return int(match.group(1)) if match else None
-
-
-def _diagnostic_code(value: str | None) -> str | None:
-    """Diagnostic-Code text without its type, on one line."""
-    if not value:
-        return None
-    text = _collapse(_DIAGNOSTIC_TYPE.sub("", value, count=1))
-    # A multi-line SMTP reply repeats its code on every line ('550-5.1.1 ... 550-5.1.1
-    # ... 550 5.1.1 ...'); that is framing, not text, after the first line.
-    lead = re.match(r"([245]\d\d)[ -](?:([245]\.\d{1,3}\.\d{1,3})\s)?", text)
-    if lead:
-        repeat = re.escape(lead.group(1)) + r"[ -]"
-        if lead.group(2):
-            repeat += r"(?:" + re.escape(lead.group(2)) + r"\s+)?"
-        head, tail = text[: lead.end()], text[lead.end() :]
-        text = head + re.sub(r"(?<=\s)" + repeat, "", tail)
-    return _clip(text)
-
-
 # -- the report text ------------------------------------------------------------------
 
 
@@ -715,14 +612,3 @@ def _looks_like_bounce(msg: Message) -> bool:
     if _BOUNCE_SENDER.search(header(msg, "From") or ""):
         return True
     return bool(_BOUNCE_SUBJECT.search(header(msg, "Subject") or ""))
-
-
-def _collapse(text: str) -> str:
-    return _WHITESPACE.sub(" ", text).strip()
-
-
-def _clip(text: str) -> str | None:
-    text = _collapse(text)
-    if not text:
-        return None
-    return text if len(text) <= MAX_DIAGNOSTIC else text[: MAX_DIAGNOSTIC - 1] + "\u2026"
