@@ -135,8 +135,9 @@ def parse(unit: bytes) -> list[Notification]:
     """The notifications of one bounce email, one per recipient and outcome.
 
     Raises NotificationError: 'not-a-bounce' (an auto-reply, a person's reply...),
-    'no-recipient' (a bounce that names nobody), 'unknown-message' (no Message-ID of
-    the original anywhere), 'unparseable' (anything else that went wrong reading it).
+    'no-recipient' (a bounce that names nobody), 'unparseable' (anything else that
+    went wrong reading it). A bounce that names no Message-ID of the original (or
+    only its own) gives notifications without message_refs, routed by recipient.
     """
     try:
         return _parse(bytes(unit))
@@ -153,9 +154,9 @@ def parse(unit: bytes) -> list[Notification]:
 def _parse(unit: bytes) -> list[Notification]:
     msg = email.message_from_bytes(unit, policy=email.policy.compat32)
     outcomes = read_bounce(msg)
+    # May be empty (no returned headers, or only the bounce's own id, which
+    # message_refs leaves out): the bounce processor then routes by recipient.
     refs = message_refs(msg)
-    if not refs:
-        raise NotificationError("unknown-message", "bounce email names no original Message-ID")
     own_id = _own_message_id(msg)
     root = bounce_root(msg)
     sent_at = _date(header(root, "Date")) or _date(header(msg, "Date"))
