@@ -45,13 +45,17 @@ from processors.delivery.notification import (
 )
 from processors.delivery.providers.bounce_class import action_kind as _kind
 from processors.delivery.providers.bounce_class import block_status as _status
-from processors.delivery.providers.bounce_class import classify_bounce as _classify
 from processors.delivery.providers.bounce_class import clip as _clip
 from processors.delivery.providers.bounce_class import collapse as _collapse
 from processors.delivery.providers.bounce_class import diagnostic_code as _diagnostic_code
-from processors.delivery.providers.bounce_class import dsn_class as _dsn_class
-from processors.delivery.providers.bounce_class import find_status
+from processors.delivery.providers.bounce_class import (
+    find_status,
+    is_warning,
+    outcome_class,
+    report_prose,
+)
 from processors.delivery.providers.bounce_class import reply_code as _reply_code
+from processors.delivery.providers.bounce_stage import refusal_stage
 from schemas.model import BounceClass
 
 PROVIDER = "dsn"
@@ -232,6 +236,8 @@ def _dsn_outcomes(msg: Message, part: Message) -> list[Outcome]:
     arrived_at = next(
         (d for d in (_date(header(b, "Arrival-Date")) for b in per_message) if d), None
     )
+    report = _report_text(msg)
+    single = sum(1 for block in blocks if _has_recipient_field(block)) == 1
     outcomes: list[Outcome] = []
     for block in blocks:
         if not _has_recipient_field(block):
@@ -242,9 +248,11 @@ def _dsn_outcomes(msg: Message, part: Message) -> list[Outcome]:
         diagnostic = _diagnostic_code(header(block, "Diagnostic-Code"))
         status_field = header(block, "Status")
         status = _status(status_field, diagnostic)
-        kind = _kind(header(block, "Action"), status)
+        # Without an Action, the reporting server's Status says whether it gave up.
+        kind = _kind(header(block, "Action"), find_status(status_field) or status)
         if kind is None:
             continue
+        paragraph = _near(report, recipient)[2]
         if diagnostic is None and kind is not NotificationKind.DELIVERED:
             # No Diagnostic-Code: a Status that is not a status code is often the
             # reply itself ('553 Exceeded maximum inbound message size'); failing
@@ -252,13 +260,25 @@ def _dsn_outcomes(msg: Message, part: Message) -> list[Outcome]:
             if status_field and find_status(status_field) is None:
                 diagnostic = _clip(status_field)
             else:
-                diagnostic = _near(_report_text(msg), recipient)[2]
+                diagnostic = paragraph
+            status = _status(status_field, diagnostic)  # the remote's code may be there
         code = _reply_code(diagnostic) or _reply_code(status_field)
         outcomes.append(
             Outcome(
                 recipient=recipient,
                 kind=kind,
-                bounce_class=_dsn_class(kind, status, code, diagnostic),
+                bounce_class=outcome_class(
+                    kind,
+                    status,
+                    code,
+                    diagnostic,
+                    # The report around the recipient (or the whole report, when it
+                    # is about this recipient only) may say why in words.
+                    context=_context(
+                        paragraph, report_prose(_before_returned(report)) if single else None
+                    ),
+                    stage=refusal_stage(recipient, (diagnostic, paragraph), report),
+                ),
                 smtp_status=status,
                 diagnostic=diagnostic,
                 attempted_at=_date(header(block, "Last-Attempt-Date")),
@@ -268,38 +288,38 @@ def _dsn_outcomes(msg: Message, part: Message) -> list[Outcome]:
     return outcomes
 
 
+def _context(*texts: str | None) -> str | None:
+    return "\n".join(text for text in texts if text) or None
+
+
 def _heuristic_outcomes(msg: Message, root: Message) -> list[Outcome]:
     temporary, permanent = flufl.bounce.all_failures(_detectable(msg))
     report = _report_text(root)
+    # A delay warning names its recipients as failures too; the report says it is
+    # still trying.
+    warning = is_warning(header(msg, "Subject"), report)
+    single = len(temporary | permanent) == 1
     outcomes: list[Outcome] = []
     # Sorted: frozensets of bytes iterate in hash order, which varies between runs.
-    for raw in sorted(permanent):
+    found = [(raw, True) for raw in sorted(permanent)] + [(raw, False) for raw in sorted(temporary)]
+    for raw, failed in found:
         recipient = _address(raw.decode("ascii", "replace"))
         if recipient is None:
             continue
         status, code, diagnostic = _near(report, recipient)
-        klass = _classify(status, code, diagnostic)
+        kind = NotificationKind.BOUNCED if failed and not warning else NotificationKind.DEFERRED
         outcomes.append(
             Outcome(
                 recipient=recipient,
-                kind=NotificationKind.BOUNCED,
-                # The detector said permanent; without a code that says otherwise,
-                # that is a hard bounce.
-                bounce_class=BounceClass.HARD if klass is BounceClass.UNKNOWN else klass,
-                smtp_status=status,
-                diagnostic=diagnostic,
-            )
-        )
-    for raw in sorted(temporary):
-        recipient = _address(raw.decode("ascii", "replace"))
-        if recipient is None:
-            continue
-        status, _code, diagnostic = _near(report, recipient)
-        outcomes.append(
-            Outcome(
-                recipient=recipient,
-                kind=NotificationKind.DEFERRED,
-                bounce_class=BounceClass.SOFT,
+                kind=kind,
+                bounce_class=outcome_class(
+                    kind,
+                    status,
+                    code,
+                    diagnostic,
+                    context=report_prose(_before_returned(report)) if single else None,
+                    stage=refusal_stage(recipient, (diagnostic,), report),
+                ),
                 smtp_status=status,
                 diagnostic=diagnostic,
             )
@@ -405,21 +425,21 @@ def _block_recipient(block: Message) -> str | None:
 def _near(report: str, address: str) -> tuple[str | None, int | None, str | None]:
     """(enhanced status, SMTP reply code, diagnostic) from the report paragraph that
     names `address`; Nones when the report does not mention it."""
-    head = report
-    marker = _RETURNED_MARKER.search(report)
-    if marker is not None:
-        head = report[: marker.start()]
-    lines = head.splitlines()
+    lines = _before_returned(report).splitlines()
     needle = address.lower()
     for index, line in enumerate(lines):
         if needle not in line.lower() or _HEADERISH.match(line):
             continue
         paragraph = [line]
-        for following in lines[index + 1 : index + 10]:
+        # The address alone on its line (Gmail's '    a@b' under 'Delivery to the
+        # following recipient failed permanently:'): the reason is in the paragraphs
+        # after it, up to the next recipient.
+        alone = len(re.findall(r"\w", line.lower().replace(needle, ""))) < 3
+        for following in lines[index + 1 : index + (14 if alone else 10)]:
             if not following.strip():
                 # A paragraph ending in ':' announces the reason in the next one
                 # ('... to a@b for the following reason:', qmail's '<a@b>:').
-                if paragraph[-1].rstrip().endswith(":"):
+                if alone or paragraph[-1].rstrip().endswith(":"):
                     continue
                 break
             leading = _LEADING_ADDRESS.match(following)
@@ -435,6 +455,12 @@ def _near(report: str, address: str) -> tuple[str | None, int | None, str | None
         diagnostic = _clip(text) if len(re.findall(r"\w", rest)) >= 3 else None
         return status, _reply_code(text), diagnostic
     return None, None, None
+
+
+def _before_returned(report: str) -> str:
+    """The report up to where it starts quoting the returned message."""
+    marker = _RETURNED_MARKER.search(report)
+    return report if marker is None else report[: marker.start()]
 
 
 def _report_text(msg: Message) -> str:
