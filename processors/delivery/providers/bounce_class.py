@@ -20,7 +20,7 @@ import re
 
 from processors.delivery.notification import NotificationKind
 from processors.delivery.providers.bounce_phrases import Family, family_of
-from processors.delivery.providers.bounce_stage import Stage
+from processors.delivery.providers.bounce_stage import Stage, refusal_stage
 from schemas.model import BounceClass
 
 # Diagnostics are free text from a remote server; keep what a person needs to read.
@@ -204,6 +204,27 @@ def report_prose(report: str) -> str:
     return _SESSION_LINE.sub("", report)
 
 
+def classify_outcome(
+    kind: NotificationKind,
+    status: str | None,
+    code: int | None,
+    diagnostic: str | None,
+    *,
+    recipient: str,
+    report: str,
+    paragraph: str | None = None,
+    alone: bool = False,
+) -> BounceClass | None:
+    """`outcome_class` for a recipient of a bounce email: `report` is the report's
+    text above the returned message, `paragraph` what it says next to the recipient
+    (when the diagnostic came from elsewhere), `alone` that the report is about this
+    recipient only, so that its prose may say why (never HARD: see classify_bounce)."""
+    prose = report_prose(report) if alone else None
+    context = "\n".join(text for text in (paragraph, prose) if text) or None
+    stage = refusal_stage(recipient, (diagnostic, paragraph), report)
+    return outcome_class(kind, status, code, diagnostic, context=context, stage=stage)
+
+
 # -- the kind --------------------------------------------------------------------------
 
 
@@ -227,13 +248,17 @@ def action_kind(action: str | None, status: str | None) -> NotificationKind | No
 
 
 # A delay warning in words: the reporting server is still trying (Postfix's 'THIS IS
-# A WARNING ONLY', sendmail's 'Warning: could not send message for past 4 hours',
-# Exim's 'has not yet been delivered ... delayed', Exchange's 'Delivery Status
-# Notification (Delay)'). Only for reports without a per-recipient Action field.
+# A WARNING ONLY', sendmail's 'Warning: could not send message for past 4 hours' and
+# 'THIS IS A WARNING MESSAGE ONLY', Exim's 'has not yet been delivered ... delayed',
+# Exchange's 'Delivery Status Notification (Delay)', 'do not need to resend').
 _WARNING = re.compile(
-    r"this is a warning(?: message)? only|warning: (?:could not send|message \S+ delayed)|"
-    r"will (?:continue to )?(?:be )?retr(?:y|ied)|still being retried|will keep trying|"
-    r"delivery attempts will continue|has not yet been delivered|"
+    r"this is a warning(?: message)? only|warning message only|"
+    r"this is only a (?:temporary|warning)|only a temporary failure|"
+    r"warning: (?:could not send|message \S+ delayed)|delayed for more than|"
+    r"(?:will|shall) (?:keep|continue) (?:on )?(?:trying|retrying)|"
+    r"will (?:continue to )?(?:be )?retr(?:y|ied)|still being retried|"
+    r"delivery attempts will continue|has not yet been delivered|not been delivered yet|"
+    r"do not need to re-?send|no need to re-?send|"
     r"delivery (?:status notification \(delay\)|delayed|is delayed)|^delayed mail",
     re.IGNORECASE | re.MULTILINE,
 )

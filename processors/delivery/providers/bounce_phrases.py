@@ -94,7 +94,7 @@ FAMILIES: tuple[Family, ...] = (
         _H,
         r"host (?:or domain name )?not found|unknown host|host unknown|no such domain",
         r"domain (?:name )?not found|unknown domain|domain (?:does not|doesn'?t) exist",
-        r"unrouteable address|couldn'?t find a mail exchanger|nxdomain",
+        r"unrouteable address|couldn'?t find a mail exchanger|nxdomain|\bhost \S+ not found",
         r"(?:host|domain)[^.;]{0,30}(?:does not|doesn'?t) (?:accept|receive) (?:e-?)?mail",
         r"null mx",
     ),
@@ -136,6 +136,7 @@ FAMILIES: tuple[Family, ...] = (
         r"client host rejected|access denied|my name was rejected|refused to talk",
         r"not (?:allowed|permitted) to send|use the smtp server of your isp",
         r"not accepting (?:e-?)?mail from",
+        r"invalid ip\b|ip (?:address )?(?:is )?not (?:allowed|authori)",
     ),
     _family(
         "authentication",
@@ -172,6 +173,7 @@ FAMILIES: tuple[Family, ...] = (
         r"retry time(?:out)? (?:exceeded|not reached)|envelope expired|message expired",
         r"delivery time expired|in (?:the )?queue too long|too long in (?:the )?queue",
         r"could not be delivered (?:with)?in \d|failed (?:after )?\d+ attempts",
+        r"(?:could not|unable to) deliver (?:for|within|in) (?:the last )?\d+",
     ),
     # The network or DNS on the way failed: nothing is known about the address.
     _family(

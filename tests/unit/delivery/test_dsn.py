@@ -21,7 +21,7 @@ from processors.delivery.notification import (
     NotificationError,
     NotificationKind,
 )
-from processors.delivery.providers import dsn
+from processors.delivery.providers import detectors, dsn
 from schemas.model import BounceClass
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "bounces"
@@ -87,9 +87,11 @@ CORPUS: dict[str, Expected | str] = {
     "dumbass_01.txt": "no-recipient",  # InterScan: 'could not be delivered', to whom not said
     "exim_01.txt": Expected(("userx@its.example.nl",), BOUNCED, HARD, "5.1.1"),
     "groupwise_01.txt": Expected(("userx@example.edu",), BOUNCED, HARD, None),
-    "groupwise_02.txt": Expected(("userx@example.com",), BOUNCED, UNKNOWN, None),
+    # "The recipient name is not recognized" (Exchange 5.5, in the HTML part).
+    "groupwise_02.txt": Expected(("userx@example.com",), BOUNCED, HARD, None),
     "groupwise_03.txt": "not-a-bounce",  # a person's reply
-    "hotpop_01.txt": Expected(("userx@example.com",), BOUNCED, SOFT, None),  # over disk quota
+    # The reason is in the paragraph after the address: over disk quota.
+    "hotpop_01.txt": Expected(("userx@example.com",), BOUNCED, SOFT, None),
     "llnl_01.txt": Expected(("user1@example.gov",), BOUNCED, UNKNOWN, None),
     "microsoft_01.txt": Expected(("userx@example.com",), BOUNCED, HARD, None),
     "microsoft_02.txt": Expected(("userx@example.com",), BOUNCED, HARD, None),
@@ -108,11 +110,9 @@ CORPUS: dict[str, Expected | str] = {
     "qmail_05.txt": Expected(("userx@example.com",), BOUNCED, HARD, None),
     "qmail_06.txt": Expected(("ntl@xxx.com",), BOUNCED, SOFT, None),  # disk quota
     "qmail_07.txt": Expected(("user@example.net",), BOUNCED, SOFT, None),  # folder full
-    "qmail_08.txt": "not-a-bounce",  # an auto-reply
-    # "554 Too many hops" (a forwarding loop) for one; nothing said of the other.
-    "sendmail_01.txt": Expected(
-        ("zzzzz@nfg.nl", "zzzzz@shaft.coal.nl"), BOUNCED, (UNKNOWN, SOFT), None
-    ),
+    "qmail_08.txt": "auto-reply",  # Precedence: auto_reply (ignored, not dead-lettered)
+    # "554 Too many hops": a forwarding loop, not the address.
+    "sendmail_01.txt": Expected(("zzzzz@nfg.nl", "zzzzz@shaft.coal.nl"), BOUNCED, SOFT, None),
     "simple_01.txt": Expected(("bbbsss@example.com",), BOUNCED, SOFT, None),  # mailbox quota
     "simple_03.txt": Expected(("userx@example.za",), DEFERRED, SOFT, None),
     "simple_04.txt": Expected(("userx@example.com",), BOUNCED, HARD, None),
@@ -132,9 +132,9 @@ CORPUS: dict[str, Expected | str] = {
     "sina_01.txt": Expected(("userx@sina.com", "usery@sina.com"), BOUNCED, UNKNOWN, None),
     "smtp32_01.txt": Expected(("userx@example.ph",), BOUNCED, SOFT, None),  # 20 attempts
     "smtp32_04.txt": Expected(
-        ("after_another@example.net", "one_bad_address@example.net"), BOUNCED, HARD, None
+        ("after_another@example.net", "one_bad_address@example.net"), BOUNCED, HARD, "5.3.0"
     ),
-    "smtp32_06.txt": Expected(("absolute_garbage_addr@example.net",), BOUNCED, HARD, None),
+    "smtp32_06.txt": Expected(("absolute_garbage_addr@example.net",), BOUNCED, HARD, "5.3.0"),
     # qmail's '(#4.4.1) I'm not going to try again': given up on a transient failure.
     "yahoo_01.txt": Expected(("userx@example.com",), BOUNCED, SOFT, "4.4.1"),
     "yahoo_04.txt": Expected(("userx@example.es", "usery@example.uk"), BOUNCED, SOFT, None),
@@ -545,7 +545,7 @@ def test_a_detector_crash_is_unparseable(monkeypatch: pytest.MonkeyPatch) -> Non
     def explode(msg: Message) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(dsn.flufl.bounce, "all_failures", explode)
+    monkeypatch.setattr(detectors.flufl.bounce, "all_failures", explode)
     with pytest.raises(NotificationError) as caught:
         dsn.parse(_raw("qmail_01.txt"))
     assert caught.value.reason == "unparseable"
@@ -590,7 +590,14 @@ def _check(body: bytes) -> None:
     try:
         notifications = dsn.parse(body)
     except NotificationError as exc:
-        assert exc.reason in {"not-a-bounce", "no-recipient", "unknown-message", "unparseable"}
+        assert exc.reason in {
+            "not-a-bounce",
+            "no-recipient",
+            "unknown-message",
+            "unparseable",
+            "auto-reply",
+            "not-spam",
+        }
         return
     assert notifications
     for n in notifications:
@@ -599,8 +606,13 @@ def _check(body: bytes) -> None:
         assert n.recipient == n.recipient.lower()
         assert n.message_refs
         assert all(ref and ref.strip() == ref for ref in n.message_refs)
-        assert n.kind in {BOUNCED, DEFERRED, NotificationKind.DELIVERED}
-        assert (n.bounce_class is None) == (n.kind is NotificationKind.DELIVERED)
+        assert n.kind in {
+            BOUNCED,
+            DEFERRED,
+            NotificationKind.DELIVERED,
+            NotificationKind.COMPLAINED,
+        }
+        assert (n.bounce_class is None) == (n.kind not in {BOUNCED, DEFERRED})
         assert n.occurred_at is None or n.occurred_at.utcoffset() is not None
         for text in (n.recipient, n.diagnostic or "", n.smtp_status or "", *n.message_refs):
             text.encode("utf-8")  # no surrogates from undecodable bytes
