@@ -20,44 +20,41 @@ import flufl.bounce
 
 from processors.delivery.notification import NotificationKind
 from processors.delivery.providers import plaintext
+from processors.delivery.providers.bounce_class import classify_outcome, is_warning
 from processors.delivery.providers.mailparts import Outcome, address, clean, header, report_text
-from schemas.model import BounceClass
 
 
 def outcomes(msg: Message, root: Message) -> list[Outcome]:
     """The failures flufl.bounce detects in `msg` (whose bounce is `root`)."""
     temporary, permanent = flufl.bounce.all_failures(_detectable(msg))
-    report = report_text(root)
+    report = plaintext.head(report_text(root))
     excluded = plaintext.not_recipients(msg, root)
-    found: list[Outcome] = []
+    # A delay warning names its recipients as failures too; its words say it is not.
+    warning = is_warning(header(msg, "Subject"), report)
     # Sorted: frozensets of bytes iterate in hash order, which varies between runs.
-    for raw in sorted(permanent):
+    detected = [(raw, True) for raw in sorted(permanent)]
+    detected += [(raw, False) for raw in sorted(temporary)]
+    recipients = {address(raw.decode("ascii", "replace")) for raw, _ in detected} - excluded
+    found: list[Outcome] = []
+    for raw, failed in detected:
         recipient = address(raw.decode("ascii", "replace"))
         if recipient is None or recipient in excluded:
             continue
         status, code, diagnostic = plaintext.near(report, recipient)
+        kind = NotificationKind.BOUNCED if failed and not warning else NotificationKind.DEFERRED
         found.append(
             Outcome(
                 recipient=recipient,
-                kind=NotificationKind.BOUNCED,
-                # The detector said permanent.
-                bounce_class=plaintext.text_class(
-                    NotificationKind.BOUNCED, status, code, diagnostic
+                kind=kind,
+                bounce_class=classify_outcome(
+                    kind,
+                    status,
+                    code,
+                    diagnostic,
+                    recipient=recipient,
+                    report=report,
+                    alone=len(recipients) == 1,
                 ),
-                smtp_status=status,
-                diagnostic=diagnostic,
-            )
-        )
-    for raw in sorted(temporary):
-        recipient = address(raw.decode("ascii", "replace"))
-        if recipient is None or recipient in excluded:
-            continue
-        status, _code, diagnostic = plaintext.near(report, recipient)
-        found.append(
-            Outcome(
-                recipient=recipient,
-                kind=NotificationKind.DEFERRED,
-                bounce_class=BounceClass.SOFT,
                 smtp_status=status,
                 diagnostic=diagnostic,
             )

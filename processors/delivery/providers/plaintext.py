@@ -37,10 +37,11 @@ from typing import NamedTuple
 
 from processors.delivery.notification import NotificationKind
 from processors.delivery.providers.bounce_class import (
+    classify_outcome,
     clip,
     collapse,
-    dsn_class,
     find_status,
+    is_warning,
     reply_code,
 )
 from processors.delivery.providers.mailparts import (
@@ -48,11 +49,11 @@ from processors.delivery.providers.mailparts import (
     addresses_in,
     all_headers,
     decoded,
+    header,
     parts,
     report_text,
     returned_originals,
 )
-from schemas.model import BounceClass
 
 # An address as report text writes it: a dotted domain (a bare 'postmaster' or
 # 'MAILER-DAEMON@localhost' names no mailbox that was written to).
@@ -101,14 +102,6 @@ _NAMED = re.compile(
     r")[ \t]*:?[ \t]*(?:\n[ \t]*)?<?(" + _ADDR + r")>?",
     re.IGNORECASE,
 )
-# A report that says the message is still queued: a delay warning, not a failure.
-_WARNING = re.compile(
-    r"warning message only|this is only a (?:temporary|warning)|only a temporary failure|"
-    r"delayed for more than|(?:will|shall) (?:keep|continue) (?:on )?(?:trying|retrying)|"
-    r"will be retried|not (?:yet )?been delivered|do not need to re-?send|"
-    r"no need to re-?send",
-    re.IGNORECASE,
-)
 # A whole email pasted into the report's text, from its mbox 'From ' line on (a
 # relay forwarding the bounce it received as its own text): read as a bounce itself.
 _EMBEDDED = re.compile(
@@ -145,7 +138,9 @@ def read(msg: Message, root: Message) -> list[Outcome]:
     if not found and _QUOTE.search(report):
         report = _QUOTE.sub("", report)  # a bounce forwarded inline
         found = [a for a in failed_addresses(report) if a not in excluded]
-    kind = NotificationKind.DEFERRED if _WARNING.search(head(report)) else NotificationKind.BOUNCED
+    # A delay warning names its recipients like a failure; its words say it is not.
+    warning = is_warning(header(root, "Subject"), head(report))
+    kind = NotificationKind.DEFERRED if warning else NotificationKind.BOUNCED
     outcomes = []
     for recipient in found:
         status, code, diagnostic = near(report, recipient)
@@ -153,7 +148,15 @@ def read(msg: Message, root: Message) -> list[Outcome]:
             Outcome(
                 recipient=recipient,
                 kind=kind,
-                bounce_class=text_class(kind, status, code, diagnostic),
+                bounce_class=classify_outcome(
+                    kind,
+                    status,
+                    code,
+                    diagnostic,
+                    recipient=recipient,
+                    report=head(report),
+                    alone=len(found) == 1,
+                ),
                 smtp_status=status,
                 diagnostic=diagnostic,
             )
@@ -168,16 +171,6 @@ def embedded_email(root: Message) -> Message | None:
     if found is None:
         return None
     return Parser(policy=email.policy.compat32).parsestr(text[found.end() :])
-
-
-def text_class(
-    kind: NotificationKind, status: str | None, code: int | None, diagnostic: str | None
-) -> BounceClass | None:
-    """The class of a failure a report names in words (plain text, flufl.bounce's
-    detectors): the report says delivery failed for good; without a code or phrase
-    that says otherwise, that is a hard bounce."""
-    klass = dsn_class(kind, status, code, diagnostic)
-    return BounceClass.HARD if klass is BounceClass.UNKNOWN else klass
 
 
 def failed_addresses(report: str) -> list[str]:
@@ -242,7 +235,12 @@ def near(report: str, address: str) -> Near:
 def _paragraph(lines: list[str], index: int, needle: str) -> list[str]:
     paragraph = [lines[index]]
     own = _indent(lines[index])
-    extended = False
+    extended = 0
+    # An address alone on its line (Gmail's '     a@b' under 'Delivery to the
+    # following recipient failed permanently:') may be followed by two paragraphs
+    # before the reply ('Technical details of permanent failure: ...', then 'The
+    # error that the other server returned was: 550 5.2.2 ...').
+    alone = len(re.findall(r"\w", lines[index].lower().replace(needle, ""))) < 3
     for following in lines[index + 1 : index + 12]:
         if not following.strip():
             if paragraph[-1].strip() == "":
@@ -253,9 +251,11 @@ def _paragraph(lines: list[str], index: int, needle: str) -> list[str]:
             # m-FILTER's address alone before its '----server message').
             said = " ".join(paragraph)
             if paragraph[-1].rstrip().endswith(":") or (
-                not extended and find_status(said) is None and reply_code(said) is None
+                extended < (2 if alone else 1)
+                and find_status(said) is None
+                and reply_code(said) is None
             ):
-                extended = True
+                extended += 1
                 paragraph.append("")
                 continue
             break

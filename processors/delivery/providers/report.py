@@ -23,9 +23,9 @@ from processors.delivery.providers import plaintext
 from processors.delivery.providers.bounce_class import (
     action_kind,
     block_status,
+    classify_outcome,
     clip,
     diagnostic_code,
-    dsn_class,
     find_status,
     reply_code,
 )
@@ -113,26 +113,30 @@ def _outcomes(msg: Message, blocks: list[Message]) -> list[Outcome]:
         (d for d in (date(header(b, "Arrival-Date")) for b in per_message) if d), None
     )
     sent_to = _sent_to(msg)
+    alone = sum(1 for block in blocks if _has_recipient_field(block)) == 1
     outcomes: list[Outcome] = []
     for block in blocks:
         recipient = _block_recipient(block, sent_to) if _has_recipient_field(block) else None
         if recipient is None:
             continue
-        outcome = _block_outcome(msg, block, recipient, arrived_at)
+        outcome = _block_outcome(msg, block, recipient, arrived_at, alone=alone)
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
 
 
 def _block_outcome(
-    msg: Message, block: Message, recipient: str, arrived_at: datetime | None
+    msg: Message, block: Message, recipient: str, arrived_at: datetime | None, *, alone: bool
 ) -> Outcome | None:
     diagnostic = diagnostic_code(header(block, "Diagnostic-Code"))
     status_field = header(block, "Status")
     status = block_status(status_field, diagnostic)
-    kind = action_kind(header(block, "Action"), status)
+    # Without an Action, the reporting server's Status says whether it gave up.
+    kind = action_kind(header(block, "Action"), find_status(status_field) or status)
     if kind is None:
         return None
+    report = plaintext.head(report_text(msg))
+    paragraph = plaintext.near(report, recipient).diagnostic
     if diagnostic is None and kind is not NotificationKind.DELIVERED:
         # No Diagnostic-Code: a Status that is not a status code is often the reply
         # itself ('553 Exceeded maximum inbound message size'); failing that, the
@@ -140,12 +144,24 @@ def _block_outcome(
         if status_field and find_status(status_field) is None:
             diagnostic = clip(status_field)
         else:
-            diagnostic = plaintext.near(report_text(msg), recipient).diagnostic
+            diagnostic = paragraph
+        status = block_status(status_field, diagnostic)  # the remote's code may be there
     code = reply_code(diagnostic) or reply_code(status_field)
     return Outcome(
         recipient=recipient,
         kind=kind,
-        bounce_class=dsn_class(kind, status, code, diagnostic),
+        # The report's paragraph about the recipient (or its whole prose, when it is
+        # about this recipient only) may say why in words.
+        bounce_class=classify_outcome(
+            kind,
+            status,
+            code,
+            diagnostic,
+            recipient=recipient,
+            report=report,
+            paragraph=paragraph,
+            alone=alone,
+        ),
         smtp_status=status,
         diagnostic=diagnostic,
         attempted_at=date(header(block, "Last-Attempt-Date")),
