@@ -41,7 +41,11 @@ from convotrail import clients
 from convotrail.settings import Settings, TopicNames
 from processors import contract_check
 from processors.delivery import facts, ledger
-from processors.delivery.notification import Notification, NotificationError
+from processors.delivery.notification import (
+    Notification,
+    NotificationError,
+    NotificationIgnored,
+)
 from processors.delivery.providers import PARSERS
 from processors.delivery.recipients import (
     EscalationPolicy,
@@ -179,6 +183,12 @@ def _parse(task: Task[BounceApp], record: Record, provider: str,
            body: bytes) -> list[Notification] | None:  # fmt: skip
     try:
         parsed: list[Notification] = PARSERS[provider].parse(body)
+    except NotificationIgnored as exc:
+        # Understood and about nothing that was delivered (an auto-reply): counted,
+        # not dead-lettered, so the DLQ holds only what someone must look at.
+        labelled(NOTIFICATIONS, provider, "ignored").inc()
+        log.debug("ignored a %s notification: %s", provider, exc)
+        return None
     except NotificationError as exc:
         _dead_letter(task, record, provider, exc.reason, str(exc))
         return None

@@ -108,6 +108,7 @@ _EMBEDDED = re.compile(
     r"^From \S+ +\w{3} \w{3} +\d{1,2} \d\d:\d\d(?::\d\d)? \d{4}[ \t]*\n(?=[\w-]+:)",
     re.MULTILINE,
 )
+_SUCCESS_STATUS = re.compile(r"(?<![\w.])2\.\d{1,3}\.\d{1,3}(?![\d.])")
 # One level of '> ' quoting, as a mail client forwards a bounce inline.
 _QUOTE = re.compile(r"^>[ \t]?", re.MULTILINE)
 # The fields of the bounce itself that name the original's sender (it is addressed
@@ -186,7 +187,7 @@ def failed_addresses(report: str) -> list[str]:
         if not line.strip():
             indent, previous = None, ""
         leading = _LEADING.match(line)
-        depth = len(line) - len(line.lstrip())
+        depth = _indent(line)
         if (
             leading
             and not _HEADERISH.match(line)
@@ -222,9 +223,8 @@ def near(report: str, address: str) -> Near:
         if needle not in line.lower() or _HEADERISH.match(line):
             continue
         text = collapse(" ".join(_paragraph(lines, index, needle)))
-        status = find_status(text)
-        if status is not None and status[0] == "2":
-            status = None  # a success code says nothing about a failure
+        # A success code ('250 2.1.5 Ok' in a transcript) says nothing about the failure.
+        status = find_status(_SUCCESS_STATUS.sub(" ", text))
         # The address alone (a qmail '<a@b>:' with nothing under it) is no diagnostic.
         rest = re.sub(re.escape(needle), "", text, flags=re.IGNORECASE)
         diagnostic = clip(text) if len(re.findall(r"\w", rest)) >= 3 else None
@@ -234,6 +234,7 @@ def near(report: str, address: str) -> Near:
 
 def _paragraph(lines: list[str], index: int, needle: str) -> list[str]:
     paragraph = [lines[index]]
+    own = _indent(lines[index])
     extended = 0
     # An address alone on its line (Gmail's '     a@b' under 'Delivery to the
     # following recipient failed permanently:') may be followed by two paragraphs
@@ -259,10 +260,14 @@ def _paragraph(lines: list[str], index: int, needle: str) -> list[str]:
                 continue
             break
         leading = _LEADING.match(following)
-        if leading and leading.group(1).lower() != needle:
-            break  # the next recipient's paragraph
+        if leading and leading.group(1).lower() != needle and _indent(following) <= own:
+            break  # the next recipient's paragraph (deeper, it is part of this one)
         paragraph.append(following)
     return paragraph
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
 
 
 def not_recipients(msg: Message, root: Message, *, senders: bool = True) -> set[str]:
