@@ -51,6 +51,7 @@ FAMILIES: tuple[Family, ...] = (
         r"domain of sender address",
         r"sender verif\w* failed",
         r"unverified sender|unroutable sender|sender (?:is )?not (?:allowed|permitted)",
+        r"invalid (?:sender|from) (?:domain|address)|\bfrom:? domain (?:is )?invalid",
     ),
     # RFC 3463 x.2.2 in words: the mailbox exists and may empty again.
     _family(

@@ -70,6 +70,9 @@ def test_sender_side_codes_are_not_the_recipients_fault() -> None:
     assert _class("450 4.1.8 <x@y>: Sender address rejected: Domain not found") is POLICY
     # ... and so are their words, without a code.
     assert _class("553 Sender address rejected: Domain not found") is POLICY
+    assert (
+        _class("550 5.2.0 <me@x> From: Domain is invalid. Please provide a valid From:") is POLICY
+    )
 
 
 def test_the_remote_code_wins_over_a_relays_wrapper_code() -> None:
