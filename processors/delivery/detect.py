@@ -12,6 +12,7 @@ forget what left its window).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -27,7 +28,11 @@ from processors.delivery.app import (
     now_of,
     type_header,
 )
-from processors.delivery.notification import Notification, NotificationError
+from processors.delivery.notification import (
+    Notification,
+    NotificationError,
+    NotificationIgnored,
+)
 from processors.delivery.providers import PARSERS
 from processors.runtime.metrics import labelled
 from processors.runtime.store import Due
@@ -36,6 +41,8 @@ from schemas import headers as h
 from schemas import keys
 from schemas.errors import SerdeError
 from schemas.model import MatchedBy, MessageRoute
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,12 @@ def _parse(task: Task[BounceApp], record: Record, provider: str,
            body: bytes) -> list[Notification] | None:  # fmt: skip
     try:
         parsed: list[Notification] = PARSERS[provider].parse(body)
+    except NotificationIgnored as exc:
+        # Understood and about nothing that was delivered (an auto-reply): counted,
+        # not dead-lettered, so the DLQ holds only what someone must look at.
+        labelled(NOTIFICATIONS, provider, "ignored").inc()
+        log.debug("ignored a %s notification: %s", provider, exc)
+        return None
     except NotificationError as exc:
         dead_letter(task, record, provider, exc.reason, str(exc))
         return None

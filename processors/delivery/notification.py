@@ -49,6 +49,13 @@ class NotificationError(ValueError):
         self.reason = reason
 
 
+class NotificationIgnored(NotificationError):
+    """A body that was understood and says nothing about delivery: an auto-reply
+    (RFC 3834: vacation, out of office) or a feedback report that the message is not
+    spam. Nothing is wrong with it, so the bounce worker counts it (outcome
+    `ignored`) and drops it: no dead letter. Reasons: 'auto-reply', 'not-spam'."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Notification:
     provider: str  # 'ses' | 'sendgrid' | 'mailgun' | 'postmark' | 'dsn'
