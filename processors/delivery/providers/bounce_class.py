@@ -72,8 +72,11 @@ _SUBJECT_DEFAULT = {
 # servers say 'mailbox disabled/suspended' or 'mailbox full' behind a 5.7.1: those
 # are the mailbox's state, which may change, so soft.
 _SOFT_UNDER_POLICY = frozenset({"suspended", "mailbox full", "greylisted"})
-# Causes that are transient whichever step they answer (a busy or slow server).
-_TRANSIENT_CAUSES = frozenset({"rate limited", "greylisted", "network", "system", "expired"})
+# Causes that are not the sender's identity whichever step they answer: a busy or
+# slow server, its full disk ('452 Insufficient system storage'), a SIZE= too big.
+_NOT_THE_SENDER = frozenset(
+    {"rate limited", "greylisted", "network", "system", "expired", "mailbox full", "too big"}
+)
 
 
 def _code(status: str) -> tuple[int, int, int]:
@@ -106,7 +109,7 @@ def classify_bounce(
         # filters word that 'user unknown' too. Soft, so that a refusal that keeps
         # coming still ends in suppression (escalation), but one does not.
         return BounceClass.SOFT
-    if stage is Stage.SENDER and (family is None or family.name not in _TRANSIENT_CAUSES):
+    if stage is Stage.SENDER and (family is None or family.name not in _NOT_THE_SENDER):
         # Refused before any recipient was named: the sending server or the
         # sender's address, whatever the words ('... does not exist' is the sender).
         return BounceClass.POLICY

@@ -189,6 +189,9 @@ def test_refusals_before_rcpt_are_the_senders() -> None:
     assert _class(text, stage=Stage.SENDER) is POLICY
     qmail = "Connected to 192.0.2.1 but my name was rejected. Remote host said: 501 5.0.0"
     assert refusal_stage("jo@y", (qmail,), "") is Stage.SENDER
+    # ... but a busy or full server is not refusing the sender.
+    busy = "452 4.3.1 Insufficient system storage (in reply to MAIL FROM command)"
+    assert _class(busy, stage=refusal_stage("jo@y", (busy,), "")) is SOFT
 
 
 def test_transcripts_tell_the_step() -> None:
