@@ -43,18 +43,22 @@ def fact_id(notification: Notification, body: bytes) -> str:
     )
 
 
-def _payload(n: Notification, message_id: str) -> tuple[m.EventType, m.Payload]:
+def _payload(
+    n: Notification, message_id: str, matched_by: m.MatchedBy
+) -> tuple[m.EventType, m.Payload]:
     if n.kind is NotificationKind.SENT:
         return m.EventType.MESSAGE_SENT, m.MessageSent(
             message_id=message_id,
             recipient=n.recipient,
             provider=n.provider,
             provider_message_id=n.provider_message_id,
+            matched_by=matched_by,
         )
     if n.kind is NotificationKind.DELIVERED:
         return m.EventType.MESSAGE_DELIVERED, m.MessageDelivered(
-            message_id=message_id, recipient=n.recipient, provider=n.provider
-        )
+            message_id=message_id, recipient=n.recipient, provider=n.provider,
+            matched_by=matched_by,
+        )  # fmt: skip
     if n.kind in (NotificationKind.BOUNCED, NotificationKind.DEFERRED):
         default = (
             m.BounceClass.SOFT if n.kind is NotificationKind.DEFERRED else m.BounceClass.UNKNOWN
@@ -66,6 +70,7 @@ def _payload(n: Notification, message_id: str) -> tuple[m.EventType, m.Payload]:
             bounce_class=n.bounce_class or default,
             smtp_status=n.smtp_status,
             diagnostic=n.diagnostic,
+            matched_by=matched_by,
         )
     if n.kind is NotificationKind.FAILED:
         return m.EventType.DELIVERY_FAILED, m.DeliveryFailed(
@@ -74,10 +79,12 @@ def _payload(n: Notification, message_id: str) -> tuple[m.EventType, m.Payload]:
             provider=n.provider,
             reason=n.diagnostic or "not delivered",
             smtp_status=n.smtp_status,
+            matched_by=matched_by,
         )
     return m.EventType.CUSTOMER_MARKED_SPAM, m.CustomerMarkedSpam(
-        message_id=message_id, recipient=n.recipient, provider=n.provider
-    )
+        message_id=message_id, recipient=n.recipient, provider=n.provider,
+        matched_by=matched_by,
+    )  # fmt: skip
 
 
 def _with_recipient(notification: Notification, route: m.MessageRoute) -> Notification:
@@ -92,10 +99,15 @@ def _with_recipient(notification: Notification, route: m.MessageRoute) -> Notifi
 
 
 def to_fact(
-    notification: Notification, route: m.MessageRoute, body: bytes, received_at: datetime
+    notification: Notification,
+    route: m.MessageRoute,
+    body: bytes,
+    received_at: datetime,
+    matched_by: m.MatchedBy = m.MatchedBy.MESSAGE_REF,
 ) -> m.ConversationEvent:
     """The delivery event of one notification about a routed message. Event time is the
-    provider's time when it gave one, else when the intake received it."""
+    provider's time when it gave one, else when the intake received it; `matched_by`
+    says how the route was found (RECIPIENT: the notification named no message)."""
     notification = _with_recipient(notification, route)
     if not notification.recipient:
         raise Unroutable(
@@ -107,7 +119,7 @@ def to_fact(
         raise Unroutable(
             "no-recipient", f"recipient {notification.recipient!r} is not an email address"
         )
-    event_type, payload = _payload(notification, route.message_id)
+    event_type, payload = _payload(notification, route.message_id, matched_by)
     return m.ConversationEvent(
         event_id=fact_id(notification, body),
         conversation_id=route.conversation_id,

@@ -66,7 +66,9 @@ class Notification:
     recipient: str
     # Ids that may name the outbound message, best first: MESSAGE_ID_ARG when the
     # platform stamped it, then the RFC 5322 Message-ID (without <>), then the
-    # provider's own message id. At least one.
+    # provider's own message id. Empty when the notification names no message (a
+    # bounce email without the original's Message-ID): it is then routed by its
+    # recipient (processors/delivery/by_recipient.py), never by the bounce's own id.
     message_refs: tuple[str, ...]
     occurred_at: datetime | None  # when the provider says it happened (UTC, aware)
     # The provider's id for this notification (sg_event_id, Mailgun event id, SNS

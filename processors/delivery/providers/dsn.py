@@ -97,8 +97,9 @@ def parse(unit: bytes) -> list[Notification]:
 
     Raises NotificationIgnored ('auto-reply', 'not-spam': understood, nothing to
     report) or NotificationError: 'not-a-bounce' (a person's mail...), 'no-recipient'
-    (a bounce that names nobody), 'unknown-message' (no Message-ID of the original
-    anywhere), 'unparseable' (anything else that went wrong reading it).
+    (a bounce that names nobody), 'unparseable' (anything else that went wrong reading
+    it). A bounce that names no Message-ID of the original (or only its own) gives
+    notifications without message_refs, routed by recipient.
     """
     try:
         return _parse(bytes(unit))
@@ -119,9 +120,9 @@ def _parse(unit: bytes) -> list[Notification]:
     if from_provider is not None:
         return from_provider
     outcomes = read_bounce(msg)
+    # May be empty (no returned headers, or only the bounce's own id, which
+    # message_refs leaves out): the bounce processor then routes by recipient.
     refs = message_refs(msg)
-    if not refs:
-        raise NotificationError("unknown-message", "bounce email names no original Message-ID")
     own_id = _own_message_id(msg)
     root = bounce_root(msg)
     sent_at = _date(header(root, "Date")) or _date(header(msg, "Date"))

@@ -220,16 +220,12 @@ def test_corpus_parse_agrees_with_read_bounce(name: str) -> None:
             dsn.parse(_raw(name))
         assert caught.value.reason == expected
         return
-    if name not in CORPUS_REFS:
-        with pytest.raises(NotificationError) as caught:
-            dsn.parse(_raw(name))
-        assert caught.value.reason == "unknown-message"
-        return
     notifications = dsn.parse(_raw(name))
     assert tuple(sorted(n.recipient for n in notifications)) == expected.recipients
     for n in notifications:
         assert n.provider == "dsn"
-        assert n.message_refs == CORPUS_REFS[name]
+        # No ref at all when the original is not named: routed by recipient.
+        assert n.message_refs == CORPUS_REFS.get(name, ())
         assert n.provider_event_id not in n.message_refs
         assert n.provider_message_id is None
 
@@ -534,11 +530,23 @@ def test_a_report_without_recipient_blocks_names_no_recipient() -> None:
     assert caught.value.reason == "no-recipient"
 
 
-def test_no_original_message_id_is_unknown_message() -> None:
-    with pytest.raises(NotificationError) as caught:
-        dsn.parse(_raw("postfix_01.txt"))
-    assert caught.value.reason == "unknown-message"
-    assert "Message-ID" in str(caught.value)
+def test_a_bounce_that_names_no_original_has_no_refs() -> None:
+    [n] = dsn.parse(_raw("postfix_01.txt"))
+    assert n.message_refs == ()  # routed by recipient (processors/delivery/by_recipient.py)
+    assert (n.recipient, n.kind) == ("xxxxx@local.ie", BOUNCED)
+
+
+def test_a_bounce_whose_only_id_is_its_own_is_not_refused_nor_routed_by_it() -> None:
+    # The returned headers (and the threading) repeat the bounce's own Message-ID:
+    # that names the bounce, never the original.
+    body = _report(
+        "Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\n",
+        returned="Message-ID: <bounce-1@mx.example.net>\n",
+    ).replace(b"Date:", b"In-Reply-To: <bounce-1@mx.example.net>\nDate:", 1)
+    [n] = dsn.parse(body)
+    assert n.message_refs == ()
+    assert n.provider_event_id == "bounce-1@mx.example.net"
+    assert (n.recipient, n.smtp_status) == ("a@example.org", "5.1.1")
 
 
 def test_a_detector_crash_is_unparseable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -593,7 +601,6 @@ def _check(body: bytes) -> None:
         assert exc.reason in {
             "not-a-bounce",
             "no-recipient",
-            "unknown-message",
             "unparseable",
             "auto-reply",
             "not-spam",
@@ -604,7 +611,7 @@ def _check(body: bytes) -> None:
         assert n.provider == "dsn"
         assert "@" in n.recipient or (n.kind is NotificationKind.COMPLAINED and not n.recipient)
         assert n.recipient == n.recipient.lower()
-        assert n.message_refs
+        assert n.provider_event_id is None or n.provider_event_id not in n.message_refs
         assert all(ref and ref.strip() == ref for ref in n.message_refs)
         assert n.kind in {
             BOUNCED,
