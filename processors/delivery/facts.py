@@ -13,6 +13,7 @@ Pure: no I/O; the receipt time is passed in.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import datetime
 
 from processors.delivery.notification import Notification, NotificationKind
@@ -86,6 +87,17 @@ def _payload(
     )  # fmt: skip
 
 
+def _with_recipient(notification: Notification, route: m.MessageRoute) -> Notification:
+    """A complaint whose feedback report redacted the recipient (many feedback loops
+    do) is about the message's only recipient; with several, it stays unresolved."""
+    if notification.recipient or notification.kind is not NotificationKind.COMPLAINED:
+        return notification
+    recipients = set(route.recipients)
+    if len(recipients) != 1:
+        return notification
+    return replace(notification, recipient=recipients.pop())
+
+
 def to_fact(
     notification: Notification,
     route: m.MessageRoute,
@@ -96,6 +108,13 @@ def to_fact(
     """The delivery event of one notification about a routed message. Event time is the
     provider's time when it gave one, else when the intake received it; `matched_by`
     says how the route was found (RECIPIENT: the notification named no message)."""
+    notification = _with_recipient(notification, route)
+    if not notification.recipient:
+        raise Unroutable(
+            "no-recipient",
+            f"the complaint names no recipient and message {route.message_id!r} had "
+            f"{len(set(route.recipients))}: whose it is stays unknown",
+        )
     if "@" not in notification.recipient:
         raise Unroutable(
             "no-recipient", f"recipient {notification.recipient!r} is not an email address"

@@ -60,7 +60,10 @@ class NotificationIgnored(NotificationError):
 class Notification:
     provider: str  # 'ses' | 'sendgrid' | 'mailgun' | 'postmark' | 'dsn'
     kind: NotificationKind
-    recipient: str  # the address, lower-cased, without display name or <>
+    # The address, lower-cased, without display name or <>; '' only for a complaint
+    # whose feedback report redacted it (facts.to_fact takes the message's only
+    # recipient then).
+    recipient: str
     # Ids that may name the outbound message, best first: MESSAGE_ID_ARG when the
     # platform stamped it, then the RFC 5322 Message-ID (without <>), then the
     # provider's own message id. Empty when the notification names no message (a

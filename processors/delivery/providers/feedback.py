@@ -5,7 +5,9 @@
   virus, other, opt-out, auth-failure...) and usually who received the message
   (Original-Rcpt-To, one per recipient; Removal-Recipient in opt-out reports). Many
   feedback loops redact it; then the returned original's To/Cc name the complainer
-  when they name exactly one address (never a guess among several).
+  when they name exactly one address (never a guess among several), else the
+  complaint names no recipient ('') and the message's route decides: its only
+  recipient (facts.to_fact), or a dead letter when it had several.
 - An unsubscribe request a mail client sends on its own (a List-Unsubscribe mailto,
   RFC 2369/8058): Apple Mail marks it `X-Apple-Unsubscribe: true`; others send
   'unsubscribe' as an automatically submitted message (RFC 3834 Auto-Submitted).
@@ -45,7 +47,8 @@ def is_feedback(msg: Message) -> bool:
 
 
 def complaints(msg: Message) -> list[Outcome]:
-    """The COMPLAINED outcomes of a feedback email; [] when it names nobody.
+    """The COMPLAINED outcomes of a feedback email ([] for an unsubscribe without a
+    sender); an ARF report that names nobody gives one with recipient ''.
 
     Raises NotificationIgnored for a 'not-spam' report."""
     part = _feedback_part(msg)
@@ -71,7 +74,9 @@ def complaints(msg: Message) -> list[Outcome]:
             for value in all_headers(original, name)
             for found in addresses_in(value)
         ]
-        recipients = addressed if len(set(addressed)) == 1 else []
+        # Still none (or several): a complaint about the message whose recipient the
+        # report does not say; '' lets the route's recipients decide (facts.to_fact).
+        recipients = addressed if len(set(addressed)) == 1 else [""]
     return _complained(recipients, feedback_type)
 
 

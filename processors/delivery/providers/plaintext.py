@@ -94,12 +94,21 @@ _PROSE_GOES_ON = re.compile(r"^(?![ \t]*(?:<<<|>>>|[245]\d\d[ -])).*[A-Za-z,;][ 
 # Shape 2: an address named by the words that report its failure.
 _NAMED = re.compile(
     r"(?:"
-    r"\bdeliver(?:ing|ed|y)?\b[^\n<>@:]{0,40}?\bto|"
+    # 'error delivering your mail to', 'could not be delivered to:' (a failure word
+    # first: 'was delivered to' is a success)
+    r"\b(?:error|fail\w*|could\s*n[o']?t|cannot|can't|unable|not[ \t]+be|not[ \t]+able)"
+    r"\b[^\n.<>@]{0,40}?\bdeliver(?:ing|ed|y)?\b[^\n<>@:]{0,40}?\bto|"
     r"\b(?:your|the)[ \t]+(?:message|mail|e-?mail)[ \t]+(?:to|for)|"
     r"\b(?:rejected|unknown|invalid|failed|undeliverable|bad)[ \t]+"
     r"(?:recipient|address|user|mailbox)(?:[ \t]+address)?|"
-    r"(?<![\w-])(?:recipient|address|rcpt[ \t]+to)[ \t]*:"
+    r"(?<![\w-])(?:recipient|address)[ \t]*:"
     r")[ \t]*:?[ \t]*(?:\n[ \t]*)?<?(" + _ADDR + r")>?",
+    re.IGNORECASE,
+)
+# An SMTP transcript's RCPT TO, and the reply code of the line after it.
+_RCPT = re.compile(
+    r"rcpt[ \t]+to[ \t]*:[ \t]*<?(" + _ADDR + r")>?[^\n]*\n"
+    r"(?:[ \t]*(?:<<<|[<>]|out:|in:|s:)?[ \t]*([2-5]\d\d)\b)?",
     re.IGNORECASE,
 )
 # A whole email pasted into the report's text, from its mbox 'From ' line on (a
@@ -200,12 +209,22 @@ def failed_addresses(report: str) -> list[str]:
             previous = line
         offset += len(line)
     found.extend((match.start(1), match.group(1)) for match in _NAMED.finditer(text))
+    found.extend(_refused_rcpts(text))
     ordered: list[str] = []
     for _, raw in sorted(found):
         for address in addresses_in(raw):
             if address not in ordered:
                 ordered.append(address)
     return ordered
+
+
+def _refused_rcpts(text: str) -> list[tuple[int, str]]:
+    """The recipients of a failed SMTP session's transcript: those whose RCPT TO got
+    a 4xx/5xx reply, or, when each was accepted (the session failed later, at DATA),
+    all of them."""
+    commands = [(m.start(1), m.group(1), m.group(2) or "") for m in _RCPT.finditer(text)]
+    refused = [(at, address) for at, address, reply in commands if reply[:1] in ("4", "5")]
+    return refused or [(at, address) for at, address, _ in commands]
 
 
 def head(report: str) -> str:

@@ -301,9 +301,14 @@ def test_an_abuse_report_names_each_original_recipient_as_complained() -> None:
 def test_a_redacted_abuse_report_names_the_original_recipient_only_when_alone() -> None:
     [n] = _parse(_arf(""))
     assert (n.recipient, n.kind) == ("jo@example.org", COMPLAINED)
-    with pytest.raises(NotificationError) as caught:
-        _parse(_arf("", to="jo@example.org, sam@example.net"))
-    assert caught.value.reason == "no-recipient"  # never a guess among several
+    # Never a guess among several: the complaint names nobody, the route decides.
+    for to in ("jo@example.org, sam@example.net", '"undisclosed recipients"'):
+        [n] = _parse(_arf("", to=to))
+        assert (n.recipient, n.kind, n.message_refs) == (
+            "",
+            COMPLAINED,
+            ("reply-1@acme-help.example",),
+        )
 
 
 def test_a_not_spam_report_and_auto_replies_are_ignored() -> None:
@@ -369,3 +374,17 @@ def test_flufl_bounces_detectors_never_name_the_sender_or_a_message_id() -> None
         "Reply-To: Agent <agent@mail.example>\n"
     )
     assert [recipient for recipient, *_ in named] == ["gone@example.org"]
+
+
+def test_in_a_transcript_only_the_refused_rcpt_to_failed() -> None:
+    assert _read(
+        DAEMON + "\n   ----- Transcript of session follows -----\n"
+        ">>> RCPT To:<here@example.org>\n<<< 250 2.1.5 Ok\n"
+        ">>> RCPT To:<gone@example.org>\n<<< 550 5.1.1 No such user\n"
+    ) == [("gone@example.org", BOUNCED, HARD, "5.1.1")]
+
+
+def test_a_success_sentence_names_no_failed_recipient() -> None:
+    with pytest.raises(NotificationError) as caught:
+        _parse(DAEMON + "\nYour message was delivered to jo@example.org at 10:00.\n")
+    assert caught.value.reason == "no-recipient"

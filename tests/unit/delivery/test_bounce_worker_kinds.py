@@ -107,19 +107,32 @@ def test_a_persons_email_is_dead_lettered_as_not_a_bounce(driver: Driver) -> Non
     assert _ignored() == before
 
 
-def test_an_abuse_report_is_a_complaint_that_suppresses_the_address(driver: Driver) -> None:
-    arf = (
+def _arf(rcpt_to: str, to: str) -> bytes:
+    return (
         "From: fbl@isp.example\nTo: abuse@acme-help.example\nSubject: Abuse report\n"
         "Date: Wed, 25 Nov 2026 11:00:00 +0000\nMessage-ID: <fbl-1@isp.example>\n"
         'Content-Type: multipart/report; report-type=feedback-report; boundary="B"\n\n'
         "--B\nContent-Type: text/plain\n\nA complaint about mail from your network.\n"
         "--B\nContent-Type: message/feedback-report\n\n"
-        f"Feedback-Type: abuse\nUser-Agent: FBL/1.0\nVersion: 1\nOriginal-Rcpt-To: {CUSTOMER}\n"
+        f"Feedback-Type: abuse\nUser-Agent: FBL/1.0\nVersion: 1\n{rcpt_to}"
         "--B\nContent-Type: message/rfc822\n\n"
-        f"From: support@acme-help.example\nTo: {CUSTOMER}\nMessage-ID: <{ORIGINAL_ID}>\n"
+        f"From: support@acme-help.example\nTo: {to}\nMessage-ID: <{ORIGINAL_ID}>\n"
         "Subject: your ticket\n\nHello\n--B--\n"
     ).encode()
-    _mail(driver, arf)
+
+
+@pytest.mark.parametrize(
+    ("rcpt_to", "to"),
+    [
+        (f"Original-Rcpt-To: {CUSTOMER}\n", CUSTOMER),
+        # The feedback loop redacted the recipient: the message's only one it is.
+        ("", '"undisclosed recipients"'),
+    ],
+)
+def test_an_abuse_report_is_a_complaint_that_suppresses_the_address(
+    driver: Driver, rcpt_to: str, to: str
+) -> None:
+    _mail(driver, _arf(rcpt_to, to))
     (event,) = _events(driver)
     assert event.type is m.EventType.CUSTOMER_MARKED_SPAM
     assert (event.conversation_id, event.payload.recipient) == ("cnv-7", CUSTOMER)  # type: ignore[union-attr]
