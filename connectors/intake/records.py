@@ -100,10 +100,13 @@ def records_of(provider: str, body: bytes) -> list[IntakeRecord]:
             records.append(IntakeRecord(None, unit, idempotency_key(provider, unit, [])))
             continue
         refs = [ref for n in notifications for ref in n.message_refs]
+        # A complaint may name no recipient either (a redacted feedback report): then
+        # nothing can route it, and the processor dead-letters the unkeyed unit.
+        recipients = [n.recipient for n in notifications if n.recipient]
         if refs:
             key: bytes | None = keys.message_ref(refs[0])
-        elif notifications:
-            key = keys.recipient_route(notifications[0].recipient)
+        elif recipients:
+            key = keys.recipient_route(recipients[0])
         else:
             key = None
         if key is not None and len(key) > MAX_KEY_BYTES:

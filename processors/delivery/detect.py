@@ -133,12 +133,16 @@ def _dispatch_by_recipient(task: Task[BounceApp], record: Record, provider: str,
                     "the notification names no message, and routing by recipient is off "
                     "(CONVOTRAIL_RECIPIENT_WINDOW_DAYS=0)")  # fmt: skip
         return True
-    by_key = {keys.recipient_route(n.recipient): n.recipient for n in notifications}
+    by_key = {keys.recipient_route(n.recipient): n.recipient for n in notifications
+              if n.recipient}  # fmt: skip
     if ref not in by_key:
         # Not filed where its recipient's index is: it can never be routed.
+        if by_key:
+            why = f"its record is not keyed {next(iter(by_key)).decode()!r}"
+        else:
+            why = "no recipient either"
         dead_letter(task, record, provider, "no-message-ref",
-                    "the notification names no message and its record is not keyed "
-                    f"{keys.recipient_route(notifications[0].recipient).decode()!r}")  # fmt: skip
+                    f"the notification names no message and {why}")  # fmt: skip
         return True
     first = notifications[0]
     at = by_recipient.bounce_time(first.occurred_at, received_at)

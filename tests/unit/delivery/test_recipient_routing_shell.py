@@ -200,5 +200,25 @@ def test_routing_by_recipient_off_and_a_bounce_not_keyed_by_its_recipient_are_re
     (dead,) = dead_letters(on)
     assert dead.header(h.DLQ_ERROR_CLASS) == b"no-message-ref"
     assert b"'recipient <jo@example.com>'" in (dead.header(h.DLQ_ERROR) or b"")  # type: ignore[operator]
+    # An abuse report that redacts the recipient and names no message: nothing can
+    # route it (the intake leaves it unkeyed), a dead letter rather than a guess.
+    (record,) = records_of("dsn", ARF_NAMING_NOTHING)
+    assert record.key is None
+    pipe(on, record)
+    (_, dead) = dead_letters(on)
+    assert dead.header(h.DLQ_ERROR_CLASS) == b"no-message-ref"
+    assert b"no recipient either" in (dead.header(h.DLQ_ERROR) or b"")  # type: ignore[operator]
     assert bounces_out(on) == []
     on.close()
+
+
+ARF_NAMING_NOTHING = (
+    b"From: fbl@isp.example\nTo: abuse@acme.example\nSubject: Abuse report\n"
+    b"Date: Wed, 25 Nov 2026 11:00:00 +0000\nMessage-ID: <fbl-1@isp.example>\n"
+    b'Content-Type: multipart/report; report-type=feedback-report; boundary="B"\n\n'
+    b"--B\nContent-Type: text/plain\n\nA complaint about mail from your network.\n"
+    b"--B\nContent-Type: message/feedback-report\n\n"
+    b"Feedback-Type: abuse\nUser-Agent: FBL/1.0\nVersion: 1\n"
+    b"--B\nContent-Type: message/rfc822\n\n"
+    b'From: support@acme.example\nTo: "undisclosed recipients"\nSubject: hi\n\nHello\n--B--\n'
+)
