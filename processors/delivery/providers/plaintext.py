@@ -107,8 +107,8 @@ _NAMED = re.compile(
 )
 # An SMTP transcript's RCPT TO, and the reply code of the line after it.
 _RCPT = re.compile(
-    r"rcpt[ \t]+to[ \t]*:[ \t]*<?(" + _ADDR + r")>?[^\n]*\n"
-    r"(?:[ \t]*(?:<<<|[<>]|out:|in:|s:)?[ \t]*([2-5]\d\d)\b)?",
+    r"rcpt[ \t]+to[ \t]*:[ \t]*<?(" + _ADDR + r")>?[^\n]*"
+    r"(?:\n[ \t]*(?:<<<|[<>]|out:|in:|s:)?[ \t]*([2-5]\d\d)\b)?",
     re.IGNORECASE,
 )
 # A whole email pasted into the report's text, from its mbox 'From ' line on (a
@@ -117,6 +117,7 @@ _EMBEDDED = re.compile(
     r"^From \S+ +\w{3} \w{3} +\d{1,2} \d\d:\d\d(?::\d\d)? \d{4}[ \t]*\n(?=[\w-]+:)",
     re.MULTILINE,
 )
+# A success status ('250 2.1.5 Ok' in a transcript) says nothing about the failure.
 _SUCCESS_STATUS = re.compile(r"(?<![\w.])2\.\d{1,3}\.\d{1,3}(?![\d.])")
 # One level of '> ' quoting, as a mail client forwards a bounce inline.
 _QUOTE = re.compile(r"^>[ \t]?", re.MULTILINE)
