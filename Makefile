@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.restore
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.timer_lateness
+	$(BIN)/python -m bench.bounce_parse
 
 stack-start: $(STAMP)
 	$(BIN)/convotrail stack start

@@ -4,7 +4,8 @@ bare consumers doing only the parse or the decode, in one run on one broker.
 Each round (fresh topics; contestants in rotated order; medians over rounds):
 
   bounces: N outbound emails (MESSAGE_ADDED) are published and a real `convotrail
-      worker --processor bounces` learns their 2N routes, then stops cleanly. N SES
+      worker --processor bounces` learns their 3N routes (two message refs and the
+      recipient's index entry each), then stops cleanly. N SES
       notifications (SNS envelope; 9 deliveries to 1 hard bounce) about those
       messages go on delivery-notifications, keyed by message ref, and the worker
       starts again (its ledger restored from its local store): it parses each,
@@ -139,8 +140,8 @@ def prepare_bounces(base: Settings, n: int, work: Path) -> Settings:
     settings = fresh_topics(base, "bounces")
     publish(settings, [outbound(i) for i in range(n)])
     learner = Worker(settings, work, processor="bounces", instance_id="bench")
-    try:  # N events and the 2N routes they teach, committed
-        _wait_metric(learner, "convotrail_records_processed_total", 3 * n)
+    try:  # N events and the 3N routes they teach, committed
+        _wait_metric(learner, "convotrail_records_processed_total", 4 * n)
     finally:
         learner.stop()
     publish_notifications(settings, [notification(i) for i in range(n)])

@@ -329,6 +329,16 @@ def demo_events(seed: int, conversations: int, start: Any, output: str) -> None:
     "message before it goes to the DLQ. Env: CONVOTRAIL_BOUNCE_WAIT.",
 )
 @click.option(
+    "--recipient-window-days",
+    type=click.FloatRange(min=0, max=366),
+    default=7.0,
+    show_default=True,
+    envvar="CONVOTRAIL_RECIPIENT_WINDOW_DAYS",
+    help="bounces: a bounce that names no message goes to the latest message sent to "
+    "its recipient at most this many days before it (0: never, it goes to the DLQ). "
+    "Env: CONVOTRAIL_RECIPIENT_WINDOW_DAYS.",
+)
+@click.option(
     "--commit-interval",
     type=click.FloatRange(min=0.01, max=60),
     default=0.1,
@@ -349,6 +359,7 @@ def worker(
     policy_path: str | None,
     replay: bool,
     bounce_wait: float,
+    recipient_window_days: float,
     commit_interval: float,
     metrics_port: int | None,
     metrics_host: str,
@@ -368,7 +379,7 @@ def worker(
     settings = _settings()
     topology = build(
         processor, settings, timers=timers, policy_path=policy_path, replay=replay,
-        bounce_wait=bounce_wait,
+        bounce_wait=bounce_wait, recipient_window_days=recipient_window_days,
     )  # fmt: skip
     instance = instance_id or default_instance_id(settings.home)
     options = RuntimeOptions(

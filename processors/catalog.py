@@ -26,6 +26,7 @@ def build(
     policy_path: str | None = None,
     replay: bool = False,
     bounce_wait: float = 600.0,
+    recipient_window_days: float = 7.0,
 ) -> Topology[Any]:
     """The topology of processor `name`; a registry that cannot be reached or refuses
     the schemas is one line, like every start-up failure."""
@@ -47,7 +48,13 @@ def build(
             from processors.delivery.shell import BounceOptions
             from processors.delivery.shell import topology as bounce_topology
 
-            return bounce_topology(settings, BounceOptions(wait=timedelta(seconds=bounce_wait)))
+            return bounce_topology(
+                settings,
+                BounceOptions(
+                    wait=timedelta(seconds=bounce_wait),
+                    recipient_window=timedelta(days=recipient_window_days),
+                ),
+            )
         if name == "receipts":
             from processors.receipts.shell import topology as receipts_topology
 

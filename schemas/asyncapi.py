@@ -177,7 +177,8 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.delivery_notifications: _Topic(
             "deliveryNotifications",
-            "first message ref the provider names (no account: providers rarely say it)",
+            "first message ref the provider names (no account: providers rarely say it); "
+            "`recipient <address>` for a bounce that names no message (routed by recipient)",
             _Message(
                 "DeliveryNotification",
                 "Delivery notification",
@@ -261,7 +262,8 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         names.message_routes: _Topic(
             "messageRoutes",
             "message_ref (no account: it must meet the notifications of that ref on one "
-            "partition; the processor keeps one route per account under it)",
+            "partition; the processor keeps one route per account under it), or "
+            "`recipient <address>` for the recipient index",
             _Message(
                 "MessageRoute",
                 "Message route",
@@ -305,7 +307,8 @@ def _topics(settings: Settings) -> dict[str, _Topic]:
         ),
         names.delivery_notifications_dlq: _Topic(
             "deliveryNotificationsDlq",
-            "first message ref the provider names (no account: providers rarely say it)",
+            "first message ref the provider names (no account: providers rarely say it); "
+            "`recipient <address>` for a bounce that names no message (routed by recipient)",
             _Message(
                 "RefusedDeliveryNotification",
                 "Refused delivery notification",

@@ -86,10 +86,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "attachment_id": "att-9", "file_name": "passport.jpg", "message_id": "msg-2"}, 21),
     "DELIVERY_FAILED": _event(24, "DELIVERY_FAILED", SYSTEM, {
         "message_id": "msg-2", "recipient": "jo@example.com", "provider": "sendgrid",
-        "reason": "Bounced Address", "smtp_status": None}, 22),
+        "reason": "Bounced Address", "smtp_status": None,
+        "matched_by": "MESSAGE_REF"}, 22),
     "BOUNCE_DETECTED": _event(25, "BOUNCE_DETECTED", SYSTEM, {
         "message_id": "msg-2", "recipient": "jo@example.com", "provider": "ses",
-        "bounce_class": "HARD", "smtp_status": "5.1.1", "diagnostic": "user unknown"}, 23),
+        "bounce_class": "HARD", "smtp_status": "5.1.1", "diagnostic": "user unknown",
+        "matched_by": "MESSAGE_REF"}, 23),
     "CHATBOT_HANDED_OVER": _event(26, "CHATBOT_HANDED_OVER",
                                   {"kind": "BOT", "id": "bot-faq", "name": "FAQ bot"}, {
         "bot_id": "bot-faq", "bot_name": "FAQ bot", "to_inbox": SUPPORT,
@@ -107,14 +109,17 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "reminder_id": "rem-2", "due_at": "2026-11-25T09:29:00Z", "for_staff": SAM,
         "note": "Call back", "late": False}, 29, causation_id="evt-0029"),
     "CUSTOMER_MARKED_SPAM": _event(32, "CUSTOMER_MARKED_SPAM", SYSTEM, {
-        "message_id": "msg-2", "recipient": "jo@example.com", "provider": "mailgun"}, 30),
+        "message_id": "msg-2", "recipient": "jo@example.com", "provider": "mailgun",
+        "matched_by": "MESSAGE_REF"}, 30),
     "CSAT_SURVEY_SENT": _event(33, "CSAT_SURVEY_SENT", SYSTEM, {
         "survey_id": "csat-88", "message_id": "msg-33"}, 31),
     "MESSAGE_SENT": _event(34, "MESSAGE_SENT", SYSTEM, {
         "message_id": "msg-2", "recipient": "jo@example.com", "provider": "postmark",
-        "provider_message_id": "b7bc2f4a-e38e-4336-af7d-e6c392c2f817"}, 32),
+        "provider_message_id": "b7bc2f4a-e38e-4336-af7d-e6c392c2f817",
+        "matched_by": "MESSAGE_REF"}, 32),
     "MESSAGE_DELIVERED": _event(35, "MESSAGE_DELIVERED", SYSTEM, {
-        "message_id": "msg-2", "recipient": "jo@example.com", "provider": "postmark"}, 33),
+        "message_id": "msg-2", "recipient": "jo@example.com", "provider": "postmark",
+        "matched_by": "MESSAGE_REF"}, 33),
     "MESSAGE_VIEWED": _event(36, "MESSAGE_VIEWED", CUSTOMER, {
         "message_id": "msg-2", "viewer_kind": "CUSTOMER", "viewer_id": "cus-jo",
         "source": "TRACKING_PIXEL",

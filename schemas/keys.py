@@ -20,11 +20,18 @@ last separator belongs to it.
 | `message_track` | account, message_id | the receipts processor's store |
 | `recipient` | account, address | delivery-facts, suppressed-recipients, recipient health |
 | `message_ref` | ref | delivery-notifications, message-routes, the delivery ledger |
+| `recipient_route` | `recipient <address>` | the same three, for what names no message |
 
 `message_ref` alone has no account: a provider's notification names its message
 by a ref and usually cannot say the account, and the route must meet it on the
 partition of that ref. The ledger stores one route per account under the ref
 (processors/delivery/ledger.py) and refuses to guess between owners.
+
+`recipient_route` files what a notification naming no message is routed by (the
+recipient index, processors/delivery/by_recipient.py) in the same key space. The
+space and angle brackets keep it apart from every message ref: platform ids match
+ID_PATTERN (neither character), RFC 5322 Message-IDs are stored without their `<>`
+and hold no space, and providers' ids have neither.
 
 `legacy_*` give the keys of the versions before account scoping, to read state
 those versions wrote (docs/ARCHITECTURE.md, "Account scoping and the upgrade").
@@ -78,6 +85,22 @@ def recipient(account_id: str, address: str) -> bytes:
 def message_ref(ref: str) -> bytes:
     """delivery-notifications and message-routes: a provider's name for a message."""
     return ref.encode()
+
+
+RECIPIENT_ROUTE_PREFIX = "recipient <"
+
+
+def recipient_route(address: str) -> bytes:
+    """delivery-notifications and message-routes: a notification that names no message,
+    and the recipient index entry it is routed by, filed under its (normalized) address."""
+    return f"{RECIPIENT_ROUTE_PREFIX}{address}>".encode()
+
+
+def recipient_of_route(ref: str) -> str | None:
+    """The address of a `recipient_route` ref; None for a message ref."""
+    if ref.startswith(RECIPIENT_ROUTE_PREFIX) and ref.endswith(">"):
+        return ref[len(RECIPIENT_ROUTE_PREFIX) : -1]
+    return None
 
 
 def legacy_conversation(conversation_id: str) -> bytes:

@@ -697,6 +697,13 @@ class AttachmentDeleted:
         )
 
 
+class MatchedBy(StrEnum):
+    """How the bounce processor found the message a delivery notification is about. MESSAGE_REF: the notification named it (the platform's message id, the RFC 5322 Message-ID or the provider's message id). RECIPIENT: it named none (a bounce email without the original's Message-ID), so it was matched to the most recent outbound message to the recipient within the recipient window (docs/delivery.md, "Routing by recipient")."""
+
+    MESSAGE_REF = "MESSAGE_REF"
+    RECIPIENT = "RECIPIENT"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryFailed:
     """Derived from a provider notification: a message could not be delivered (dropped, rejected, failed)."""
@@ -707,6 +714,7 @@ class DeliveryFailed:
     provider: str
     reason: str
     smtp_status: str | None = None
+    matched_by: MatchedBy | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -715,6 +723,7 @@ class DeliveryFailed:
             "provider": self.provider,
             "reason": self.reason,
             "smtp_status": self.smtp_status,
+            "matched_by": self.matched_by,
         }
 
     @classmethod
@@ -725,6 +734,7 @@ class DeliveryFailed:
             provider=d["provider"],
             reason=d["reason"],
             smtp_status=d["smtp_status"],
+            matched_by=None if (inner := d["matched_by"]) is None else MatchedBy(inner),
         )
 
 
@@ -749,6 +759,7 @@ class BounceDetected:
     smtp_status: str | None = None
     diagnostic: str | None = None
     escalated: bool = False
+    matched_by: MatchedBy | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -759,6 +770,7 @@ class BounceDetected:
             "smtp_status": self.smtp_status,
             "diagnostic": self.diagnostic,
             "escalated": self.escalated,
+            "matched_by": self.matched_by,
         }
 
     @classmethod
@@ -771,6 +783,7 @@ class BounceDetected:
             smtp_status=d["smtp_status"],
             diagnostic=d["diagnostic"],
             escalated=d["escalated"],
+            matched_by=None if (inner := d["matched_by"]) is None else MatchedBy(inner),
         )
 
 
@@ -932,12 +945,14 @@ class CustomerMarkedSpam:
     message_id: str
     recipient: str
     provider: str
+    matched_by: MatchedBy | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
             "message_id": self.message_id,
             "recipient": self.recipient,
             "provider": self.provider,
+            "matched_by": self.matched_by,
         }
 
     @classmethod
@@ -946,6 +961,7 @@ class CustomerMarkedSpam:
             message_id=d["message_id"],
             recipient=d["recipient"],
             provider=d["provider"],
+            matched_by=None if (inner := d["matched_by"]) is None else MatchedBy(inner),
         )
 
 
@@ -980,6 +996,7 @@ class MessageSent:
     recipient: str
     provider: str
     provider_message_id: str | None = None
+    matched_by: MatchedBy | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -987,6 +1004,7 @@ class MessageSent:
             "recipient": self.recipient,
             "provider": self.provider,
             "provider_message_id": self.provider_message_id,
+            "matched_by": self.matched_by,
         }
 
     @classmethod
@@ -996,6 +1014,7 @@ class MessageSent:
             recipient=d["recipient"],
             provider=d["provider"],
             provider_message_id=d["provider_message_id"],
+            matched_by=None if (inner := d["matched_by"]) is None else MatchedBy(inner),
         )
 
 
@@ -1007,12 +1026,14 @@ class MessageDelivered:
     message_id: str
     recipient: str
     provider: str
+    matched_by: MatchedBy | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
             "message_id": self.message_id,
             "recipient": self.recipient,
             "provider": self.provider,
+            "matched_by": self.matched_by,
         }
 
     @classmethod
@@ -1021,6 +1042,7 @@ class MessageDelivered:
             message_id=d["message_id"],
             recipient=d["recipient"],
             provider=d["provider"],
+            matched_by=None if (inner := d["matched_by"]) is None else MatchedBy(inner),
         )
 
 
@@ -1499,7 +1521,7 @@ class SuppressedRecipient:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageRoute:
-    """Which conversation an outbound message belongs to, under one of its ids. Compacted internal topic message-routes, keyed by message_ref; learned from outbound MESSAGE_ADDED (message_id, email_message_id) and MESSAGE_SENT (provider_message_id) events so that delivery notifications, keyed by the same ref, find their conversation on the same partition."""
+    """Which conversation an outbound message belongs to, under one of its ids. Compacted internal topic message-routes, keyed by message_ref; learned from outbound MESSAGE_ADDED (message_id, email_message_id) and MESSAGE_SENT (provider_message_id) events so that delivery notifications, keyed by the same ref, find their conversation on the same partition. Each recipient of an outbound message also gets a route under the ref `recipient <address>`: the recipient index, which routes notifications that name no message (processors/delivery/by_recipient.py)."""
 
     AVRO_NAME: ClassVar[str] = "dev.convotrail.outputs.MessageRoute"
     message_ref: str
@@ -1508,6 +1530,7 @@ class MessageRoute:
     account_id: str
     recipients: tuple[str, ...] = ()
     learned_from: str
+    sent_at: datetime | None = None
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -1517,6 +1540,7 @@ class MessageRoute:
             "account_id": self.account_id,
             "recipients": list(self.recipients),
             "learned_from": self.learned_from,
+            "sent_at": self.sent_at,
         }
 
     @classmethod
@@ -1528,6 +1552,7 @@ class MessageRoute:
             account_id=d["account_id"],
             recipients=tuple(d["recipients"]),
             learned_from=d["learned_from"],
+            sent_at=d["sent_at"],
         )
 
 

@@ -3,7 +3,9 @@
 The intake does not judge content (the bounce processor does, and dead-letters
 what it cannot use, with the reason); it only splits a body into one unit per
 message (SendGrid posts arrays) and keys each unit by the message ref the parser
-finds first, so that the unit lands on the partition where that ref's route is.
+finds first, so that the unit lands on the partition where that ref's route is (a
+unit that names no message, a bounce email without the original's Message-ID, by its
+first recipient, `recipient <address>`: where that address's recipient index is).
 A unit the parser cannot read is still published, keyed by nothing: the bounce
 processor refuses it to the DLQ with the parser's reason, so nothing an
 authenticated provider sent is lost.
@@ -79,7 +81,8 @@ class IntakeError(ConvotrailError):
 
 
 def records_of(provider: str, body: bytes) -> list[IntakeRecord]:
-    """The records a body becomes: one per unit, keyed by the unit's first message ref."""
+    """The records a body becomes: one per unit, keyed by the unit's first message ref
+    (or, when it names none, by its first recipient's `recipient_route`)."""
     if provider not in PARSERS:
         raise ValueError(f"unknown provider {provider!r}: one of {', '.join(PROVIDERS)}")
     parser = PARSERS[provider]
@@ -97,7 +100,15 @@ def records_of(provider: str, body: bytes) -> list[IntakeRecord]:
             records.append(IntakeRecord(None, unit, idempotency_key(provider, unit, [])))
             continue
         refs = [ref for n in notifications for ref in n.message_refs]
-        key = keys.message_ref(refs[0]) if refs else None
+        # A complaint may name no recipient either (a redacted feedback report): then
+        # nothing can route it, and the processor dead-letters the unkeyed unit.
+        recipients = [n.recipient for n in notifications if n.recipient]
+        if refs:
+            key: bytes | None = keys.message_ref(refs[0])
+        elif recipients:
+            key = keys.recipient_route(recipients[0])
+        else:
+            key = None
         if key is not None and len(key) > MAX_KEY_BYTES:
             key = None
         records.append(IntakeRecord(key, unit, idempotency_key(provider, unit, notifications)))

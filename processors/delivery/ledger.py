@@ -10,6 +10,11 @@ It also remembers the idempotency keys of the last notifications about the ref
 (`seen`), so a provider's retry of a notification the intake had already written is
 ignored (`remember`).
 
+Under a `recipient <address>` key (schemas/keys.py) the ledger holds the recipient
+index instead of routes: the latest messages sent to that address, per account
+(`recent`), which route the notifications that name no message. Its rules are in
+by_recipient.py.
+
 A notification can arrive before the event that introduces its message (the
 platform publishes the message event late, or the route is still on its way
 through message-routes). Rather than dead-letter it at once, the notification is
@@ -59,6 +64,12 @@ class Ledger:
     routes: tuple[m.MessageRoute, ...] = ()  # at most one per account, in learning order
     waiting: tuple[Waiting, ...] = ()
     seen: tuple[str, ...] = ()  # idempotency keys, oldest first, at most MAX_SEEN
+    # The recipient index (a `recipient <address>` key only): routes with sent_at set,
+    # oldest first, bounded per account and in all (by_recipient.py).
+    recent: tuple[m.MessageRoute, ...] = ()
+    # The newest sent_at of an entry dropped from `recent` for room: until it leaves
+    # the window, an account-less notification cannot know every sender (ambiguous).
+    evicted_until: datetime | None = None
 
 
 def remember(ledger: Ledger | None, key: str) -> tuple[Ledger, bool]:
@@ -96,11 +107,9 @@ def route_for(ledger: Ledger | None, account_id: str | None) -> m.MessageRoute |
 def learn(ledger: Ledger | None, route: m.MessageRoute) -> tuple[Ledger, tuple[Waiting, ...]]:
     """Record the route (replacing its account's earlier one); everything that waited is
     released, in arrival order, for the caller to route again (`route_for`) or re-park."""
-    routes = ledger.routes if ledger is not None else ()
-    kept = tuple(r for r in routes if r.account_id != route.account_id)
-    released = ledger.waiting if ledger is not None else ()
-    seen = ledger.seen if ledger is not None else ()
-    return Ledger(routes=(*kept, route), waiting=(), seen=seen), released
+    ledger = ledger or Ledger()
+    kept = tuple(r for r in ledger.routes if r.account_id != route.account_id)
+    return replace(ledger, routes=(*kept, route), waiting=()), ledger.waiting
 
 
 def park(ledger: Ledger | None, waiting: Waiting) -> tuple[Ledger, bool]:
@@ -135,9 +144,9 @@ def _dt(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, UTC)
 
 
-# 3: routes per account and the seen idempotency keys; 2 (one route) and 1 (JSON) are
-# still read.
-LEDGER_FORMAT = 3
+# 4: the recipient index (recent, evicted_until); 3: routes per account and the seen
+# idempotency keys; 3, 2 (one route) and 1 (JSON) are still read.
+LEDGER_FORMAT = 4
 
 
 @cache
@@ -145,8 +154,17 @@ def _route_codec() -> compiled.CompiledCodec:
     return compiled.codec_for(contract.expanded_json(contract.MESSAGE_ROUTE))
 
 
+@cache
+def _route_codec_v3() -> compiled.CompiledCodec:
+    """MessageRoute as formats 2 and 3 wrote it: before `sent_at` (a record's bytes
+    are read with the schema they were written with)."""
+    schema = contract.expand(contract.MESSAGE_ROUTE)
+    schema["fields"] = [f for f in schema["fields"] if f["name"] != "sent_at"]
+    return compiled.codec_for(json.dumps(schema, sort_keys=True))
+
+
 def encode_ledger(ledger: Ledger) -> bytes:
-    """Format 3 (processors/framing.py); `decode_ledger` also reads formats 2 and 1."""
+    """Format 4 (processors/framing.py); `decode_ledger` also reads formats 3, 2 and 1."""
     out = Writer(LEDGER_FORMAT)
     out.varint(len(ledger.routes))
     for route in ledger.routes:
@@ -159,30 +177,41 @@ def encode_ledger(ledger: Ledger) -> bytes:
         out.optional_ms(w.parked_at)
         out.string(w.source)
     out.strings(ledger.seen)
+    out.varint(len(ledger.recent))
+    for route in ledger.recent:
+        out.record(_route_codec(), route)
+    out.optional_ms(ledger.evicted_until)
     return out.bytes()
 
 
 def decode_ledger(data: bytes) -> Ledger:
     if data[:1] == b"{":
         return _decode_ledger_json(data)
-    if not data or data[0] not in (2, LEDGER_FORMAT):
+    if not data or data[0] not in (2, 3, LEDGER_FORMAT):
         raise ValueError(f"unknown ledger format {data[:1]!r}")
     read = Reader(data)
-    # Format 2 wrote 0 or 1 then the route; format 3 the count then the routes.
-    routes = tuple(read.record(_route_codec()) for _ in range(read.varint()))
+    # Format 2 wrote 0 or 1 then the route; formats 3 and 4 the count then the routes.
+    codec = _route_codec() if data[0] == LEDGER_FORMAT else _route_codec_v3()
+    routes = tuple(read.record(codec) for _ in range(read.varint()))
     waiting = []
     for _ in range(read.varint()):
         provider, body = read.string(), read.raw()
         received_at, parked_at = read.optional_ms(), read.optional_ms()
         assert received_at is not None and parked_at is not None
         waiting.append(Waiting(provider, body, received_at, parked_at, read.string()))
-    seen = read.strings() if data[0] == LEDGER_FORMAT else ()
-    return Ledger(routes=routes, waiting=tuple(waiting), seen=seen)
+    seen = read.strings() if data[0] >= 3 else ()
+    if data[0] < 4:
+        return Ledger(routes=routes, waiting=tuple(waiting), seen=seen)
+    recent = tuple(read.record(_route_codec()) for _ in range(read.varint()))
+    return Ledger(routes=routes, waiting=tuple(waiting), seen=seen, recent=recent,
+                  evicted_until=read.optional_ms())  # fmt: skip
 
 
 def encode_ledger_json(ledger: Ledger) -> bytes:
     """Format 1, as the first versions wrote it (tests of the upgrade path)."""
     route = ledger.routes[0].to_avro() if ledger.routes else None
+    if route is not None:
+        del route["sent_at"]  # a field added since
     waiting = [
         {
             "provider": w.provider,
@@ -198,7 +227,9 @@ def encode_ledger_json(ledger: Ledger) -> bytes:
 
 def _decode_ledger_json(data: bytes) -> Ledger:
     raw: dict[str, Any] = json.loads(data)
-    route = m.MessageRoute.from_avro(raw["route"]) if raw["route"] is not None else None
+    route = None
+    if raw["route"] is not None:
+        route = m.MessageRoute.from_avro({"sent_at": None, **raw["route"]})
     waiting = tuple(
         Waiting(
             provider=w["provider"],

@@ -49,14 +49,26 @@ class NotificationError(ValueError):
         self.reason = reason
 
 
+class NotificationIgnored(NotificationError):
+    """A body that was understood and says nothing about delivery: an auto-reply
+    (RFC 3834: vacation, out of office) or a feedback report that the message is not
+    spam. Nothing is wrong with it, so the bounce worker counts it (outcome
+    `ignored`) and drops it: no dead letter. Reasons: 'auto-reply', 'not-spam'."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Notification:
     provider: str  # 'ses' | 'sendgrid' | 'mailgun' | 'postmark' | 'dsn'
     kind: NotificationKind
-    recipient: str  # the address, lower-cased, without display name or <>
+    # The address, lower-cased, without display name or <>; '' only for a complaint
+    # whose feedback report redacted it (facts.to_fact takes the message's only
+    # recipient then).
+    recipient: str
     # Ids that may name the outbound message, best first: MESSAGE_ID_ARG when the
     # platform stamped it, then the RFC 5322 Message-ID (without <>), then the
-    # provider's own message id. At least one.
+    # provider's own message id. Empty when the notification names no message (a
+    # bounce email without the original's Message-ID): it is then routed by its
+    # recipient (processors/delivery/by_recipient.py), never by the bounce's own id.
     message_refs: tuple[str, ...]
     occurred_at: datetime | None  # when the provider says it happened (UTC, aware)
     # The provider's id for this notification (sg_event_id, Mailgun event id, SNS

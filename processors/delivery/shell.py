@@ -4,11 +4,13 @@
 
     message-routes + delivery-notifications (both keyed by ref, co-partitioned)
         --(ledger: learn / park / expire, one route per account; providers: parse;
+           by_recipient: a notification naming no message, keyed `recipient <addr>`;
            facts: to_fact)-->
         delivery-facts (keyed by account|recipient)
         delivery-notifications.dlq (unparseable, unknown message, unroutable,
-                                    ambiguous-route: a ref of several accounts and
-                                    a notification that names none)
+                                    ambiguous-route: a ref of several accounts, or a
+                                    recipient several accounts mailed, and a
+                                    notification that names none)
 
     delivery-facts --(recipients.assess: escalation, suppression)-->
         conversation-events (the delivery events, on their conversation)
@@ -26,35 +28,44 @@ notifications expire from the ledger store's schedule (`on_due`).
 
 The inputs meet by partition (a ref's notifications and its route; a recipient's
 facts and its health), so the group uses the range assignor (Topology.co_partitioned).
+
+Steps 1 and 3 and the wiring are here; step 2 is detect.py; what they share (options,
+stores, metrics) is app.py.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import cache, partial
-
-from prometheus_client import Counter, Gauge
+from functools import partial
 
 from convotrail import clients
-from convotrail.settings import Settings, TopicNames
+from convotrail.settings import Settings
 from processors import contract_check
-from processors.delivery import facts, ledger
-from processors.delivery.notification import Notification, NotificationError
-from processors.delivery.providers import PARSERS
-from processors.delivery.recipients import (
-    EscalationPolicy,
-    Health,
-    Lift,
-    Suppress,
-    assess,
-    decode_health,
-    encode_health,
+from processors.delivery import facts
+
+# The step-2 handlers and what the steps share: importable from here, the processor's
+# entry point (catalog.py, the tests, rekey).
+from processors.delivery.app import (
+    BOUNCES,
+    EXPIRE,
+    FACTS,
+    FORGET,
+    HEALTH,
+    LEDGER,
+    NOTIFICATIONS,
+    SUPPRESSIONS,
+    WAITING,
+    BounceApp,
+    BounceOptions,
+    HealthCodec,
+    LedgerCodec,
+    type_header,
 )
+from processors.delivery.detect import Parked, expiry, on_due, on_notification, on_route
+from processors.delivery.recipients import Lift, Suppress, assess
 from processors.delivery.routes import routes_of
 from processors.runtime.metrics import labelled
-from processors.runtime.store import Due, StoreSpec
+from processors.runtime.store import StoreSpec
 from processors.runtime.task import Record, Task, header
 from processors.runtime.topology import Topology
 from schemas import headers as h
@@ -62,7 +73,6 @@ from schemas import keys
 from schemas.codecs import ModelCodec
 from schemas.errors import SerdeError
 from schemas.model import (
-    BounceClass,
     BounceDetected,
     ConversationEvent,
     EventType,
@@ -72,158 +82,15 @@ from schemas.model import (
 from schemas.registry import Registry
 from schemas.serde import AvroSerde
 
+__all__ = [
+    "BOUNCES", "EXPIRE", "FACTS", "FORGET", "HEALTH", "LEDGER", "NOTIFICATIONS",
+    "SUPPRESSIONS", "WAITING", "BounceApp", "BounceOptions", "Parked", "expiry",
+    "on_conversation_event", "on_due", "on_fact", "on_notification", "on_route", "topology",
+]  # fmt: skip
+
 log = logging.getLogger(__name__)
 
-NOTIFICATIONS = Counter(
-    "convotrail_delivery_notifications_total",
-    "Delivery notifications read, by provider and outcome",
-    ["provider", "outcome"],
-)
-FACTS = Counter("convotrail_delivery_facts_total", "Delivery events appended", ["type"])
-WAITING = Gauge(
-    "convotrail_delivery_waiting", "Message refs with notifications waiting (this worker)"
-)
-SUPPRESSIONS = Counter(
-    "convotrail_suppressions_total", "Changes to the suppression list", ["change"]
-)
-BOUNCES = Counter(
-    "convotrail_delivery_bounces_total", "Bounces detected, by class", ["bounce_class"]
-)
-for _class in BounceClass:  # every class visible (at 0) from the start, for rate()
-    BOUNCES.labels(_class.value)
-
-LEDGER = "delivery-ledger"
-HEALTH = "recipient-health"
-EXPIRE = "expire"
 _ROUTE_TYPES = {EventType.MESSAGE_ADDED.value.encode(), EventType.MESSAGE_SENT.value.encode()}
-
-
-@dataclass(frozen=True)
-class BounceOptions:
-    app_id: str = "convotrail-bounces"
-    # How long a notification waits for the event that introduces its message.
-    wait: timedelta = timedelta(minutes=10)
-    escalation: EscalationPolicy = field(default_factory=EscalationPolicy)
-
-
-@dataclass(frozen=True)
-class BounceApp:
-    topics: TopicNames
-    options: BounceOptions
-    events: ModelCodec[ConversationEvent]
-    facts: ModelCodec[ConversationEvent]
-    routes: ModelCodec[MessageRoute]
-    suppressions: ModelCodec[SuppressedRecipient]
-
-
-class LedgerCodec:
-    def encode(self, value: ledger.Ledger) -> bytes:
-        return ledger.encode_ledger(value)
-
-    def decode(self, data: bytes) -> ledger.Ledger:
-        return ledger.decode_ledger(data)
-
-
-class HealthCodec:
-    def encode(self, value: Health) -> bytes:
-        return encode_health(value)
-
-    def decode(self, data: bytes) -> Health:
-        return decode_health(data)
-
-
-@dataclass(frozen=True)
-class Parked:
-    """A waiting notification as the record it came as, for its dead letter."""
-
-    waiting: ledger.Waiting
-    ref: bytes | None
-
-    def topic(self) -> str:
-        return self.waiting.source.partition("[")[0]
-
-    def partition(self) -> int:
-        return int(self.waiting.source.partition("[")[2].partition("]")[0] or -1)
-
-    def offset(self) -> int:
-        return int(self.waiting.source.rpartition("@")[2] or -1)
-
-    def key(self) -> bytes | None:
-        return self.ref
-
-    def value(self) -> bytes:
-        return self.waiting.body
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return [(h.PROVIDER, self.waiting.provider.encode())]
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, int(self.waiting.received_at.timestamp() * 1000))
-
-
-def _now(task: Task[BounceApp]) -> datetime:
-    return datetime.fromtimestamp(task.now() / 1000, UTC)
-
-
-def _source(record: Record) -> str:
-    return f"{record.topic()}[{record.partition()}]@{record.offset()}"
-
-
-def _dead_letter(task: Task[BounceApp], record: Record, provider: str, reason: str,
-                 error: str, account: str | None = None) -> None:  # fmt: skip
-    labelled(NOTIFICATIONS, provider, "dead-lettered").inc()
-    task.dead_letter(record, reason, error, reason, account=account)
-
-
-def _parse(task: Task[BounceApp], record: Record, provider: str,
-           body: bytes) -> list[Notification] | None:  # fmt: skip
-    try:
-        parsed: list[Notification] = PARSERS[provider].parse(body)
-    except NotificationError as exc:
-        _dead_letter(task, record, provider, exc.reason, str(exc))
-        return None
-    return parsed
-
-
-def _account_hint(notifications: list[Notification]) -> str | None:
-    return next((n.account_id for n in notifications if n.account_id), None)
-
-
-def _dispatch(task: Task[BounceApp], record: Record, provider: str,
-              notifications: list[Notification], body: bytes, received_at: datetime,
-              current: ledger.Ledger | None, ref: bytes | None) -> bool:  # fmt: skip
-    """Route one notification unit: facts, or `ambiguous-route` to the DLQ when several
-    accounts own the ref and it names none. False when it has no route yet (it waits)."""
-    found = ledger.route_for(current, _account_hint(notifications))
-    if isinstance(found, ledger.Ambiguous):
-        name = (ref or b"").decode(errors="replace")
-        _dead_letter(task, record, provider, "ambiguous-route", found.message(name))
-        return True
-    if found is None:
-        return False
-    _emit_facts(task, record, provider, notifications, body, received_at, found)
-    return True
-
-
-def _emit_facts(task: Task[BounceApp], record: Record, provider: str,
-                notifications: list[Notification], body: bytes, received_at: datetime,
-                route: MessageRoute) -> None:  # fmt: skip
-    """The delivery facts of one notification about a routed message."""
-    app = task.app
-    for notification in notifications:
-        try:
-            fact = facts.to_fact(notification, route, body, received_at)
-        except facts.Unroutable as exc:
-            _dead_letter(task, record, provider, exc.reason, str(exc), route.account_id)
-            continue
-        task.send(app.topics.delivery_facts, facts.recipient_key(fact),
-                  app.facts.encode(fact), _type_header(fact.type))  # fmt: skip
-    labelled(NOTIFICATIONS, provider, "routed").inc()
-
-
-@cache
-def _type_header(kind: EventType) -> list[tuple[str, bytes | str | None]]:
-    return [(h.EVENT_TYPE, kind.value.encode())]
 
 
 # -- step 1: conversation-events -> message-routes ------------------------------------------
@@ -240,109 +107,12 @@ def on_conversation_event(task: Task[BounceApp], record: Record) -> None:
         return  # the conversation processor dead-letters it; nothing to learn
     if contract_check.skip_if_refused(task, record, event):
         return
+    indexed = bool(app.options.recipient_window)
     for route in routes_of(event):
+        if not indexed and keys.recipient_of_route(route.message_ref) is not None:
+            continue  # routing by recipient is off: no index to feed
         task.send(app.topics.message_routes, keys.message_ref(route.message_ref),
                   app.routes.encode(route))  # fmt: skip
-
-
-# -- step 2: routes + notifications -> delivery-facts ---------------------------------------
-
-
-def on_route(task: Task[BounceApp], record: Record) -> None:
-    app = task.app
-    try:
-        route = app.routes.decode(record.value())
-    except SerdeError as exc:
-        task.dead_letter(record, exc.reason, str(exc), type(exc).__name__)
-        return
-    store = task.store(LEDGER)
-    key = keys.message_ref(route.message_ref)
-    updated, released = ledger.learn(store.get(key), route)
-    for waiting in released:
-        parked = Parked(waiting, key)
-        notifications = _parse(task, parked, waiting.provider, waiting.body)
-        if notifications is None:
-            continue
-        if _dispatch(task, parked, waiting.provider, notifications, waiting.body,
-                     waiting.received_at, updated, key):  # fmt: skip
-            labelled(NOTIFICATIONS, waiting.provider, "released").inc()
-        else:
-            # It names another account than those known so far: it keeps waiting.
-            updated, _ = ledger.park(updated, waiting)
-    store.put(key, updated)
-
-
-def on_notification(task: Task[BounceApp], record: Record) -> None:
-    provider = (header(record, h.PROVIDER) or b"").decode(errors="replace")
-    if provider not in PARSERS:
-        _dead_letter(
-            task,
-            record,
-            "other",  # a label: never the header's own (unbounded) value
-            "unknown-provider",
-            f"header {h.PROVIDER!r} is {provider!r}, not one of {', '.join(PARSERS)}",
-        )
-        return  # fmt: skip
-    key = record.key()
-    store = task.store(LEDGER)
-    current = store.get(key) if key is not None else None
-    idempotency_key = header(record, h.IDEMPOTENCY_KEY)
-    if key is not None and idempotency_key:
-        # A provider's retry of a notification the intake had already written (its
-        # reply was lost): the facts it yields were emitted or are waiting already.
-        current, first = ledger.remember(current, idempotency_key.decode(errors="replace"))
-        if not first:
-            labelled(NOTIFICATIONS, provider, "duplicate").inc()
-            return
-        store.put(key, current)
-    _kind, stamp = record.timestamp()
-    now = _now(task)
-    received_at = datetime.fromtimestamp(stamp / 1000, UTC) if stamp > 0 else now
-    body = record.value() or b""
-    # Parsed now: garbage goes to the DLQ, not to wait.
-    notifications = _parse(task, record, provider, body)
-    if notifications is None:
-        return
-    if _dispatch(task, record, provider, notifications, body, received_at, current, key):
-        return
-    waiting = ledger.Waiting(provider=provider, body=body, received_at=received_at,
-                             parked_at=now, source=_source(record))  # fmt: skip
-    if key is None:
-        _dead_letter(task, record, provider, "no-message-ref",
-                     "the record has no key naming its message")  # fmt: skip
-        return
-    updated, parked = ledger.park(current, waiting)
-    if not parked:
-        _dead_letter(
-            task,
-            record,
-            provider,
-            "too-many-waiting",
-            f"{ledger.MAX_WAITING} notifications already wait for this message",
-        )
-        return  # fmt: skip
-    store.put(key, updated)
-    labelled(NOTIFICATIONS, provider, "waiting").inc()
-
-
-def on_due(task: Task[BounceApp], store_name: str, due: Due) -> None:
-    """Notifications that waited too long for their message go to the DLQ."""
-    app = task.app
-    store = task.store(LEDGER)
-    current = store.get(due.key)
-    if current is None:
-        return
-    updated, expired = ledger.expire(current, _now(task), app.options.wait)
-    store.put(due.key, updated)
-    for waiting in expired:
-        _dead_letter(task, Parked(waiting, due.key), waiting.provider, "unknown-message",
-                     f"no outbound message event named {due.key.decode(errors='replace')!r} "
-                     f"within {app.options.wait.total_seconds():.0f} s")  # fmt: skip
-
-
-def expiry(value: ledger.Ledger, wait: timedelta) -> list[tuple[int, str]]:
-    deadline = ledger.deadline(value, wait)
-    return [] if deadline is None else [(int(deadline.timestamp() * 1000), EXPIRE)]
 
 
 # -- step 3: delivery-facts -> conversation-events + suppressed-recipients --------------------
@@ -367,7 +137,7 @@ def on_fact(task: Task[BounceApp], record: Record) -> None:
     else:
         value = app.events.encode(event)
     task.send(app.topics.conversation_events, keys.of_event(event), value,
-              _type_header(event.type))  # fmt: skip
+              type_header(event.type))  # fmt: skip
     labelled(FACTS, event.type.value).inc()
     if isinstance(event.payload, BounceDetected):
         labelled(BOUNCES, event.payload.bounce_class.value).inc()
@@ -417,9 +187,12 @@ def topology(
             StoreSpec(
                 LEDGER,
                 LedgerCodec(),
-                schedule=partial(expiry, wait=options.wait),
-                schedule_version=str(options.wait.total_seconds()),
+                schedule=partial(expiry, wait=options.wait, window=options.recipient_window),
+                schedule_version=(
+                    f"{options.wait.total_seconds()}:{options.recipient_window.total_seconds()}"
+                ),
                 scheduled_gauge=WAITING,
+                gauge_tag=EXPIRE,  # waiting notifications, not the index's housekeeping
             ),
             StoreSpec(HEALTH, HealthCodec()),
         ),

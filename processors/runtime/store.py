@@ -73,6 +73,15 @@ class StoreSpec(Generic[V]):
     # A gauge (no labels) the runtime sets to the scheduled entries of this store on
     # this process, after each commit (e.g. convotrail_timers_pending).
     scheduled_gauge: Any = None
+    # Count only the entries with this tag (`scheduled`, the gauge): a store that
+    # schedules housekeeping next to what its gauge is about. None: every entry.
+    # Changing it needs a new schedule_version, which recounts.
+    gauge_tag: str | None = None
+
+    def counted(self, entries: Schedule) -> int:
+        if self.gauge_tag is None:
+            return len(entries)
+        return sum(1 for _, tag in entries if tag == self.gauge_tag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +254,7 @@ class PartitionStore(Generic[V]):
             batch.put(_KEY_INDEX + key, _pack_schedule(new))
         else:
             batch.delete(_KEY_INDEX + key)
-        self.scheduled += len(new) - len(old)
+        self.scheduled += self.spec.counted(new) - self.spec.counted(old)
 
     def _finish(self, batch: WriteBatch, next_offset: int | None) -> None:
         if next_offset is not None:
@@ -306,7 +315,7 @@ class PartitionStore(Generic[V]):
             entries = self.spec.schedule(self.spec.codec.decode(raw))
             for due, tag in entries:
                 batch.put(_index_key(due, key[1:], tag), b"")
-                self.scheduled += 1
+            self.scheduled += self.spec.counted(entries)
             if entries:
                 batch.put(_KEY_INDEX + key[1:], _pack_schedule(entries))
         self._finish(batch, self.checkpoint)

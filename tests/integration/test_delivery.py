@@ -21,7 +21,7 @@ from connectors.intake.records import PARSERS, NotificationPublisher
 from convotrail.settings import Settings
 from convotrail.stack import Endpoints
 from convotrail.topics import admin_client, ensure_topics, topic_specs
-from processors.delivery.notification import NotificationError
+from processors.delivery.notification import NotificationError, NotificationIgnored
 from schemas import headers as h
 from schemas import keys
 from schemas import model as m
@@ -29,6 +29,7 @@ from schemas.registration import register_contract
 from schemas.registry import Registry
 from tests.support.delivery import (
     FIXTURES,
+    bounce_email,
     decoder,
     delivery_events,
     header,
@@ -118,7 +119,8 @@ def _first_ref(provider: str, unit: bytes) -> str | None:
         notifications = PARSERS[provider].parse(unit)
     except NotificationError:
         return None
-    return str(notifications[0].message_refs[0])
+    refs = notifications[0].message_refs
+    return str(refs[0]) if refs else None
 
 
 def test_each_providers_documented_samples_become_delivery_events(
@@ -168,6 +170,7 @@ def test_each_providers_documented_samples_become_delivery_events(
         assert event.conversation_id == f"cnv-{message_id}"
         assert event.causation_id == f"evt-{message_id}"
         assert event.actor.kind is m.ActorKind.SYSTEM
+        assert event.payload.matched_by is m.MatchedBy.MESSAGE_REF  # type: ignore[union-attr]
     # The two unsupported events (an open, a click-like event) are refused, not dropped.
     dlq = records(settings, settings.topics.delivery_notifications_dlq)
     reasons = Counter(header(r, h.DLQ_ERROR_CLASS) for r in dlq)
@@ -220,6 +223,36 @@ def test_unknown_messages_and_garbage_go_to_the_dlq_with_the_reason(
     assert "msg-never-sent" in unknown and f"within {WAIT_SECONDS} s" in unknown
     assert dead[b"this is not JSON {"].startswith("unparseable: ")
     assert dead[b"Subject: hello\n\njust a normal email\n"].startswith("not-a-bounce: ")
+
+
+def test_a_bounce_email_naming_no_message_reaches_the_latest_message_to_its_recipient(
+    delivery_stack: Settings,
+) -> None:
+    """No Message-ID of the original anywhere: the intake keys it by its recipient and
+    the worker routes it to the message sent to that address before the bounce (the
+    one sent after it cannot have caused it, whichever the worker learns first)."""
+    settings = delivery_stack
+    account, address = "acct-by-recipient", "lee.noref@example.net"
+    now = datetime.now(UTC).replace(microsecond=0)
+    publish(settings, [
+        outbound_email("cnv-noref-1", "msg-noref-1", None, (address,), account_id=account,
+                       at=now - timedelta(hours=1)),
+        outbound_email("cnv-noref-2", "msg-noref-2", None, (address,), account_id=account,
+                       at=now + timedelta(hours=1)),
+    ])  # fmt: skip
+    with NotificationPublisher(settings) as publisher:
+        publisher.publish("dsn", bounce_email((address,), now, f"noref-{uuid.uuid4().hex}"))
+    (event,) = wait_until(
+        lambda: [e for e in delivery_events(settings) if e.account_id == account],
+        timeout=60, interval=1, what="the bounce routed by recipient",
+    )  # fmt: skip
+    assert (event.type, event.conversation_id, event.causation_id) == (
+        BOUNCE, "cnv-noref-1", "evt-msg-noref-1"
+    )  # fmt: skip
+    assert isinstance(event.payload, m.BounceDetected)
+    assert event.payload.matched_by is m.MatchedBy.RECIPIENT
+    assert (event.payload.message_id, event.payload.recipient) == ("msg-noref-1", address)
+    assert (event.payload.bounce_class, event.payload.smtp_status) == (HARD, "5.1.1")
 
 
 def test_repeated_soft_bounces_escalate_and_a_later_delivery_lifts_the_suppression(
@@ -293,8 +326,16 @@ def test_real_bounce_emails_of_many_mail_servers_become_bounce_events(
     for path in corpus:
         try:
             notifications = PARSERS["dsn"].parse(path.read_bytes())
+        except NotificationIgnored:
+            continue  # an auto-reply: counted by the worker, not dead-lettered
         except NotificationError as exc:
             refused[exc.reason] += 1
+            continue
+        if not notifications[0].message_refs:
+            # Names no original, so it is routed by recipient; these bounces date from
+            # years before any message sent here (outside the window): they wait for
+            # one, then go to the DLQ.
+            refused["unknown-message"] += 1
             continue
         ref = notifications[0].message_refs[0]
         message_id = f"msg-{path.stem}"

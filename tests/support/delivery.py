@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,32 @@ def outbound_email(
             email_message_id=email_message_id,
         ),
     )
+
+
+def bounce_email(
+    recipients: tuple[str, ...], at: datetime, bounce_id: str, status: str = "5.1.1"
+) -> bytes:
+    """A standard DSN (RFC 3464) that names no original message: no returned headers,
+    as many servers send them (routed by recipient, processors/delivery/by_recipient.py)."""
+    blocks = "\n".join(
+        f"Final-Recipient: rfc822; {r}\nAction: failed\nStatus: {status}\n"
+        f"Diagnostic-Code: smtp; 550 {status} <{r}>: Recipient address rejected\n"
+        for r in recipients
+    )
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\n"
+        "To: support@acme.example\n"
+        "Subject: Undelivered Mail Returned to Sender\n"
+        f"Message-ID: <{bounce_id}@mx.example.net>\n"
+        f"Date: {format_datetime(at)}\n"
+        "MIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=BB\n"
+        "\n"
+        "--BB\nContent-Type: text/plain\n\nYour message could not be delivered.\n"
+        "--BB\nContent-Type: message/delivery-status\n\n"
+        f"Reporting-MTA: dns; mx.example.net\n\n{blocks}"
+        "--BB--\n"
+    ).encode()
 
 
 def publish(settings: Settings, events: list[m.ConversationEvent]) -> None:

@@ -1,15 +1,19 @@
 """Raw bounce emails: RFC 3464 delivery status notifications and the rest.
 
 A bounce arrives as a whole email (the platform's bounce mailbox or an inbound-mail
-webhook hands us its bytes). Two shapes exist in the wild:
+webhook hands us its bytes). What the email is decides how it is read:
 
-- Standard DSNs (RFC 3464): a multipart/report whose message/delivery-status part
-  holds one header block per recipient (Final-Recipient, Action, Status,
-  Diagnostic-Code). We read those blocks ourselves, because they carry what a
-  notification needs (status, diagnostic, per-recipient action and dates).
-- Everything else (old Exim, qmail, Yahoo, Exchange, Postfix before DSNs...):
-  flufl.bounce's heuristic detectors name the permanent and temporary failures, and
-  the status code and diagnostic come from the report text around each address.
+- a standard DSN (RFC 3464): a multipart/report whose message/delivery-status part
+  holds one header block per recipient (report.py);
+- a plain-text bounce (DragonFly, qmail, OpenSMTPD, sendmail V5, Yahoo, Exchange
+  2003, Lotus Notes...): the report fields written in its text (report.py), else
+  the recipients its text names by the shapes servers share (plaintext.py), else
+  flufl.bounce's per-server detectors (detectors.py);
+- an abuse report (ARF, RFC 5965) or an automatic unsubscribe: COMPLAINED
+  (feedback.py);
+- an Amazon SES notification sent by email: read as SES's own (relayed.py);
+- an auto-reply (RFC 3834: vacation, out of office): ignored, NotificationIgnored
+  (autoreply.py); anything else is refused as 'not-a-bounce'.
 
 The original message is found through the returned headers (text/rfc822-headers or
 message/rfc822 part), or `Message-ID:` lines in a plain-text bounce, or, as a last
@@ -21,61 +25,39 @@ Pure: no I/O, no clock reads.
 
 from __future__ import annotations
 
-import copy
 import email
 import email.policy
-import html
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.message import Message
-from email.parser import HeaderParser
-from email.utils import getaddresses, parsedate_to_datetime
-
-import flufl.bounce
 
 from processors.delivery.notification import (
     MESSAGE_ID_HEADER,
     Notification,
     NotificationError,
-    NotificationKind,
-    normalize_address,
+    NotificationIgnored,
     normalize_message_id,
 )
-from processors.delivery.providers.status import classify
-from schemas.model import BounceClass
+from processors.delivery.providers import (
+    autoreply,
+    detectors,
+    feedback,
+    plaintext,
+    relayed,
+    report,
+)
+from processors.delivery.providers.mailparts import DSN_TYPES as _DSN_TYPES
+from processors.delivery.providers.mailparts import RETURNED_TYPES as _RETURNED_TYPES
+from processors.delivery.providers.mailparts import Outcome, header, repair, unique
+from processors.delivery.providers.mailparts import all_headers as _all_headers
+from processors.delivery.providers.mailparts import date as _date
+from processors.delivery.providers.mailparts import decoded as _decoded
+from processors.delivery.providers.mailparts import parts as _parts
+from processors.delivery.providers.mailparts import report_text as _report_text
+
+__all__ = ["Outcome", "bounce_root", "header", "message_refs", "parse", "read_bounce", "split"]
 
 PROVIDER = "dsn"
 
-# Diagnostics are free text from a remote server; keep what a person needs to read.
-MAX_DIAGNOSTIC = 1000
-
-_DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
-# Parts that carry the returned original (whole, or its headers only).
-_RETURNED_TYPES = frozenset(
-    {
-        "message/rfc822",
-        "message/global",
-        "text/rfc822-headers",
-        "message/rfc822-headers",
-        "message/global-headers",
-    }
-)
-
-# RFC 3463 enhanced status code. Unlike status.ENHANCED_STATUS it may end a sentence
-# ('... (#5.1.1).') but not be followed by another number (an IP address's next
-# octet), and it must not follow a letter or a dot, because here it is searched for
-# in free report text.
-_ENHANCED = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
-# A failure reply code as a server writes it: '550 ...', '550-...', 'said: 450'. Not
-# after a digit, dot, colon, slash, '#' or '-' (IP octets, times, paths, ids); 2xx
-# is left out so a transcript's '250 OK' does not stand in for the refusal after it.
-_REPLY_CODE = re.compile(r"(?<![\w.:/#-])([45][0-5]\d)(?=[ -]|$)", re.MULTILINE)
-# The diagnostic-type of a Diagnostic-Code ('smtp; ', 'X-Postfix; ', 'X-Notes; ').
-_DIAGNOSTIC_TYPE = re.compile(r"^\s*[A-Za-z][\w.-]*\s*;\s*")
-_WHITESPACE = re.compile(r"\s+")
-_ADDRESS = re.compile(r"[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+")
 _ANGLE_IDS = re.compile(r"<([^<>\s]+)>")
 # `Message-ID:` / stamp lines in report text (a plain-text bounce quoting the
 # original), possibly indented or quoted, the value possibly folded onto the next line.
@@ -84,29 +66,6 @@ _ID_LINE = re.compile(
     r"(?:\r?\n[ \t]+)?<?([^\s<>]+)>?",
     re.IGNORECASE | re.MULTILINE,
 )
-# Where a plain-text bounce starts quoting the returned message: below it, the
-# recipient's address shows up again in To:/Received: lines that say nothing about
-# the failure.
-_RETURNED_MARKER = re.compile(
-    r"^[ \t]*(?:[-=*_|]{2,}[ \t]*)?(?:"
-    r"below this line is a copy of the message|this is a copy of the message|"
-    r"original message|returned message|unsent message|undelivered message|"
-    r"header of the source mail|rejected message|the header of the original message|"
-    r"message headers? follows?|message text follows"
-    r")",
-    re.IGNORECASE | re.MULTILINE,
-)
-# Header lines of a quoted original: an address there is not a failure report.
-_HEADERISH = re.compile(
-    r"^\s*(?:to|cc|bcc|from|sender|reply-to|delivered-to|x-original-to|envelope-to|"
-    r"return-path|received|for|by|x-failed-recipients)\s*:|^\s*(?:for|by)\s",
-    re.IGNORECASE,
-)
-# A line that opens another recipient's paragraph ('<b@x>:', '  b@x', 'b@x: host...').
-_LEADING_ADDRESS = re.compile(r"^\s*<?([^\s@<>]+@[^\s@<>:]+)>?")
-_HTML_BLOCK = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_HTML_BREAK = re.compile(r"<(?:br|/p|/div|/tr|/li|/h\d)\b[^>]*>", re.IGNORECASE)
-_HTML_TAG = re.compile(r"<[^>]*>")
 # Signs that an email is a bounce even when nothing in it names a recipient.
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|delivery (?:status|fail|notification|problem|report)|returned mail|"
@@ -114,43 +73,33 @@ _BOUNCE_SUBJECT = re.compile(
     r"non.?delivery|delivery has failed|nondeliverable|returned to sender",
     re.IGNORECASE,
 )
-_BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster|mail delivery", re.IGNORECASE)
-# A full mailbox is transient whatever the server called it (see status.py); old
-# servers say so only in words, or behind a generic x.0.0 code.
-_MAILBOX_FULL = re.compile(
-    r"quota|mailbox (?:is )?full|mail ?folder is full|mailbox.{0,20}(?:exceed|full)|"
-    r"insufficient (?:system )?storage|storage (?:allocation|limit)|out of (?:disk )?space",
-    re.IGNORECASE,
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
-    """What a bounce email says about one recipient of the original message."""
-
-    recipient: str  # normalized address
-    kind: NotificationKind  # BOUNCED, DEFERRED or DELIVERED
-    bounce_class: BounceClass | None = None  # set for BOUNCED and DEFERRED
-    smtp_status: str | None = None  # enhanced status code, e.g. '5.1.1'
-    diagnostic: str | None = None
-    attempted_at: datetime | None = None  # the DSN's Last-Attempt-Date
-    arrived_at: datetime | None = None  # the DSN's Arrival-Date (of the original)
+# Mail systems' own senders; 'post_master' and 'postmaster' are the same role.
+_BOUNCE_SENDER = re.compile(r"mailer-daemon|post[_-]?master|mail delivery", re.IGNORECASE)
+# A mailbox export (mbox): a 'From ' separator line with the asctime date, at the
+# start of the body and after a blank line before each further email.
+_MBOX_FROM = rb"From \S+ +\w{3} \w{3} +\d{1,2} \d\d:\d\d(?::\d\d)? \d{4}[^\n]*\r?\n"
+_MBOX_SEPARATOR = re.compile(rb"(?<=\n)\r?\n(?=" + _MBOX_FROM + rb")")
 
 
 # -- the provider contract ----------------------------------------------------------
 
 
 def split(body: bytes) -> list[bytes]:
-    """A bounce email is one unit."""
-    return [body]
+    """A bounce email is one unit; a mailbox export (mbox) of several is one unit per
+    email (inside an mbox, body lines starting 'From ' are escaped as '>From ')."""
+    if not re.match(_MBOX_FROM, body):
+        return [body]
+    return [unit for unit in _MBOX_SEPARATOR.split(body) if unit.strip()]
 
 
 def parse(unit: bytes) -> list[Notification]:
     """The notifications of one bounce email, one per recipient and outcome.
 
-    Raises NotificationError: 'not-a-bounce' (an auto-reply, a person's reply...),
-    'no-recipient' (a bounce that names nobody), 'unknown-message' (no Message-ID of
-    the original anywhere), 'unparseable' (anything else that went wrong reading it).
+    Raises NotificationIgnored ('auto-reply', 'not-spam': understood, nothing to
+    report) or NotificationError: 'not-a-bounce' (a person's mail...), 'no-recipient'
+    (a bounce that names nobody), 'unparseable' (anything else that went wrong reading
+    it). A bounce that names no Message-ID of the original (or only its own) gives
+    notifications without message_refs, routed by recipient.
     """
     try:
         return _parse(bytes(unit))
@@ -166,10 +115,14 @@ def parse(unit: bytes) -> list[Notification]:
 
 def _parse(unit: bytes) -> list[Notification]:
     msg = email.message_from_bytes(unit, policy=email.policy.compat32)
+    repair(msg)
+    from_provider = relayed.notifications(msg)
+    if from_provider is not None:
+        return from_provider
     outcomes = read_bounce(msg)
+    # May be empty (no returned headers, or only the bounce's own id, which
+    # message_refs leaves out): the bounce processor then routes by recipient.
     refs = message_refs(msg)
-    if not refs:
-        raise NotificationError("unknown-message", "bounce email names no original Message-ID")
     own_id = _own_message_id(msg)
     root = bounce_root(msg)
     sent_at = _date(header(root, "Date")) or _date(header(msg, "Date"))
@@ -193,31 +146,57 @@ def _parse(unit: bytes) -> list[Notification]:
     ]
 
 
-# -- recipients and outcomes ----------------------------------------------------------
+# -- what the email is, and who it names ------------------------------------------------
 
 
-def read_bounce(msg: Message) -> list[Outcome]:
-    """The per-recipient outcomes of a bounce email (compat32 `Message`).
+def read_bounce(msg: Message, *, _depth: int = 0) -> list[Outcome]:
+    """The per-recipient outcomes of a bounce or feedback email (compat32 `Message`).
 
-    Raises NotificationError 'not-a-bounce' or 'no-recipient' when it names nobody.
+    Raises NotificationIgnored for an auto-reply or a not-spam report, and
+    NotificationError 'not-a-bounce' or 'no-recipient' when it names nobody.
     """
+    repair(msg)
+    if feedback.is_feedback(msg):
+        complaints = feedback.complaints(msg)
+        if not complaints:
+            raise NotificationError("no-recipient", "feedback report names no recipient")
+        return complaints
     root = bounce_root(msg)
     has_report = False
     outcomes: list[Outcome] = []
     for part in _parts(root):
         if part.get_content_type() in _DSN_TYPES:
             has_report = True
-            outcomes.extend(_dsn_outcomes(root, part))
+            outcomes.extend(report.dsn_outcomes(root, part))
+    bounce_like = has_report or _looks_like_bounce(msg)
+    if not outcomes and not has_report and autoreply.is_auto_reply(msg):
+        # Before the text readers: 'I am away, write to jo@example.com' names no
+        # failed recipient.
+        raise NotificationIgnored("auto-reply", "email is an automatic reply (RFC 3834)")
+    inner = plaintext.embedded_email(root) if not outcomes and bounce_like else None
+    if inner is not None and _depth < 2:
+        # A relay that pasted the bounce it got into its own text: that bounce, with
+        # its report and returned original, says best who failed.
+        try:
+            outcomes = read_bounce(inner, _depth=_depth + 1)
+        except NotificationError:
+            outcomes = []
     if not outcomes:
         # No usable per-recipient block: a non-standard bounce, or a DSN whose
-        # recipient fields are broken (Netscape's carries none at all). The detectors
-        # get the whole email: they know where to look in their formats.
-        outcomes = _heuristic_outcomes(msg, root)
+        # recipient fields are broken (Netscape's carries none at all).
+        outcomes = report.text_outcomes(root)
     if not outcomes:
-        if has_report or _looks_like_bounce(msg):
+        outcomes = plaintext.read(msg, root) if bounce_like else []
+        # The detectors get the whole email: they know where to look in their
+        # formats, and may name what the shapes above do not (the alias an address
+        # was expanded from, a second address in the reason).
+        named = {outcome.recipient for outcome in outcomes}
+        outcomes += [o for o in detectors.outcomes(msg, root) if o.recipient not in named]
+    if not outcomes:
+        if bounce_like:
             raise NotificationError("no-recipient", "bounce email names no failed recipient")
         raise NotificationError("not-a-bounce", "email is not a delivery status notification")
-    return _unique(outcomes)
+    return unique(outcomes)
 
 
 def bounce_root(msg: Message, depth: int = 0) -> Message:
@@ -240,357 +219,6 @@ def _has_report(msg: Message) -> bool:
     return any(part.get_content_type() in _DSN_TYPES for part in _parts(msg))
 
 
-def _dsn_outcomes(msg: Message, part: Message) -> list[Outcome]:
-    blocks = _status_blocks(part)
-    per_message = [block for block in blocks if not _has_recipient_field(block)]
-    arrived_at = next(
-        (d for d in (_date(header(b, "Arrival-Date")) for b in per_message) if d), None
-    )
-    outcomes: list[Outcome] = []
-    for block in blocks:
-        if not _has_recipient_field(block):
-            continue
-        recipient = _block_recipient(block)
-        if recipient is None:
-            continue
-        diagnostic = _diagnostic_code(header(block, "Diagnostic-Code"))
-        status_field = header(block, "Status")
-        status = _status(status_field, diagnostic)
-        kind = _kind(header(block, "Action"), status)
-        if kind is None:
-            continue
-        if diagnostic is None and kind is not NotificationKind.DELIVERED:
-            # No Diagnostic-Code: a Status that is not a status code is often the
-            # reply itself ('553 Exceeded maximum inbound message size'); failing
-            # that, the human-readable part may say why.
-            if status_field and find_status(status_field) is None:
-                diagnostic = _clip(status_field)
-            else:
-                diagnostic = _near(_report_text(msg), recipient)[2]
-        code = _reply_code(diagnostic) or _reply_code(status_field)
-        outcomes.append(
-            Outcome(
-                recipient=recipient,
-                kind=kind,
-                bounce_class=_dsn_class(kind, status, code, diagnostic),
-                smtp_status=status,
-                diagnostic=diagnostic,
-                attempted_at=_date(header(block, "Last-Attempt-Date")),
-                arrived_at=arrived_at,
-            )
-        )
-    return outcomes
-
-
-def _heuristic_outcomes(msg: Message, root: Message) -> list[Outcome]:
-    temporary, permanent = flufl.bounce.all_failures(_detectable(msg))
-    report = _report_text(root)
-    outcomes: list[Outcome] = []
-    # Sorted: frozensets of bytes iterate in hash order, which varies between runs.
-    for raw in sorted(permanent):
-        recipient = _address(raw.decode("ascii", "replace"))
-        if recipient is None:
-            continue
-        status, code, diagnostic = _near(report, recipient)
-        klass = _classify(status, code, diagnostic)
-        outcomes.append(
-            Outcome(
-                recipient=recipient,
-                kind=NotificationKind.BOUNCED,
-                # The detector said permanent; without a code that says otherwise,
-                # that is a hard bounce.
-                bounce_class=BounceClass.HARD if klass is BounceClass.UNKNOWN else klass,
-                smtp_status=status,
-                diagnostic=diagnostic,
-            )
-        )
-    for raw in sorted(temporary):
-        recipient = _address(raw.decode("ascii", "replace"))
-        if recipient is None:
-            continue
-        status, _code, diagnostic = _near(report, recipient)
-        outcomes.append(
-            Outcome(
-                recipient=recipient,
-                kind=NotificationKind.DEFERRED,
-                bounce_class=BounceClass.SOFT,
-                smtp_status=status,
-                diagnostic=diagnostic,
-            )
-        )
-    return outcomes
-
-
-def _detectable(msg: Message) -> Message:
-    """`msg`, or a copy flufl.bounce 6.0's detectors can read without crashing (which
-    would abort the whole scan, every later detector included):
-
-    - several detectors call str methods on header values, but for a value with raw
-      non-ASCII bytes (an 8-bit Subject or display name, common in real bounces)
-      compat32 returns an email.header.Header; the copy holds cleaned text instead;
-    - the Yale detector indexes the parsed From addresses without checking there is
-      one; the copy gets a null From, which reads as 'not Yale's'.
-    """
-    parts = list(msg.walk())
-    dirty = any(_has_surrogates(value) for part in parts for _, value in part.raw_items())
-    no_from = not getaddresses([header(msg, "From") or ""])
-    if not dirty and not no_from:
-        return msg
-    clone = copy.deepcopy(msg)  # the caller's message stays as it was
-    if dirty:
-        for part in clone.walk():
-            items = list(part.raw_items())
-            for name in {name for name, _ in items}:
-                del part[name]
-            for name, value in items:
-                part[name] = _clean(value)
-    if no_from:
-        del clone["From"]
-        clone["From"] = "<>"
-    return clone
-
-
-def _has_surrogates(value: object) -> bool:
-    return isinstance(value, str) and any("\udc80" <= c <= "\udcff" for c in value)
-
-
-def _unique(outcomes: list[Outcome]) -> list[Outcome]:
-    # A recipient listed twice (two reports, or Original- and Final-Recipient blocks)
-    # is one fact per kind; the first, most specific, wins.
-    seen: set[tuple[str, NotificationKind]] = set()
-    unique: list[Outcome] = []
-    for outcome in outcomes:
-        key = (outcome.recipient, outcome.kind)
-        if key not in seen:
-            seen.add(key)
-            unique.append(outcome)
-    return unique
-
-
-def _status_blocks(part: Message) -> list[Message]:
-    """The header blocks of a delivery-status part."""
-    payload = part.get_payload()
-    if part.get_content_type() == "message/delivery-status" and isinstance(payload, list):
-        return [block for block in payload if isinstance(block, Message)]
-    # The email package splits only message/delivery-status into blocks. It reads the
-    # global (UTF-8) variant like a message/rfc822: one "message" whose headers are
-    # the first block and whose body is the rest. Split that text ourselves.
-    if isinstance(payload, list):
-        text = "\n".join(_message_text(sub) for sub in payload if isinstance(sub, Message))
-    else:
-        text = _decoded(part)
-    parser = HeaderParser(policy=email.policy.compat32)
-    return [
-        parser.parsestr(chunk.strip() + "\n")
-        for chunk in re.split(r"\r?\n[ \t]*\r?\n", text)
-        if chunk.strip()
-    ]
-
-
-def _message_text(msg: Message) -> str:
-    head = _clean("".join(f"{name}: {value}\n" for name, value in msg.raw_items()))
-    # decode=True gives the raw bytes; without it compat32 has already replaced every
-    # non-ASCII byte, valid UTF-8 included.
-    body = msg.get_payload(decode=True)
-    return head + "\n" + (body.decode("utf-8", "replace") if isinstance(body, bytes) else "")
-
-
-def _has_recipient_field(block: Message) -> bool:
-    return header(block, "Final-Recipient") is not None or (
-        header(block, "Original-Recipient") is not None
-    )
-
-
-def _block_recipient(block: Message) -> str | None:
-    # Original-Recipient is the address the message was sent to (before forwarding
-    # or aliasing), which is what suppression must name; Final-Recipient otherwise.
-    for field in ("Original-Recipient", "Final-Recipient"):
-        value = header(block, field)
-        if value:
-            address = _address(value)
-            if address:
-                return address
-    return None
-
-
-def _kind(action: str | None, status: str | None) -> NotificationKind | None:
-    word = (action or "").strip().lower()
-    # Some servers comment the action ('delayed (will retry)'); opensmtpd says 'error'.
-    if word.startswith(("fail", "error")):
-        return NotificationKind.BOUNCED
-    if word.startswith("delay"):
-        return NotificationKind.DEFERRED
-    if word.startswith(("deliver", "relay", "expand")):
-        return NotificationKind.DELIVERED
-    # No (known) action: the status class is the next best thing.
-    if status is not None:
-        return {
-            "5": NotificationKind.BOUNCED,
-            "4": NotificationKind.DEFERRED,
-            "2": NotificationKind.DELIVERED,
-        }[status[0]]
-    return None
-
-
-def _dsn_class(
-    kind: NotificationKind, status: str | None, code: int | None, diagnostic: str | None
-) -> BounceClass | None:
-    if kind is NotificationKind.DELIVERED:
-        return None
-    if kind is NotificationKind.DEFERRED:
-        return BounceClass.SOFT
-    return _classify(status, code, diagnostic)
-
-
-def _classify(status: str | None, code: int | None, text: str | None) -> BounceClass:
-    if (status is None or status.endswith(".0.0")) and text and _MAILBOX_FULL.search(text):
-        return BounceClass.SOFT
-    return classify(status, code, text)
-
-
-def _status(field: str | None, diagnostic: str | None) -> str | None:
-    """The enhanced status of a recipient block, e.g. '5.1.1'."""
-    status = find_status(field)
-    detailed = find_status(diagnostic)
-    if status is None:
-        return detailed
-    # Many relays report a generic x.0.0 and pass the remote server's precise code in
-    # the diagnostic ('Status: 5.0.0' over '550 5.7.1 ... blocked'); the precise one
-    # is what classification needs, as long as it is the same class of outcome.
-    if (
-        status.endswith(".0.0")
-        and detailed is not None
-        and detailed[0] == status[0]
-        and not detailed.endswith(".0.0")
-    ):
-        return detailed
-    return status
-
-
-def find_status(text: str | None) -> str | None:
-    """The first RFC 3463 enhanced status code in a text, normalized ('5.01.001' and
-    '#5.1.1' both give '5.1.1')."""
-    if not text:
-        return None
-    match = _ENHANCED.search(text)
-    if match is None:
-        return None
-    return ".".join(str(int(part)) for part in match.groups())
-
-
-def _reply_code(text: str | None) -> int | None:
-    if not text:
-        return None
-    match = _REPLY_CODE.search(text)
-    return int(match.group(1)) if match else None
-
-
-def _diagnostic_code(value: str | None) -> str | None:
-    """Diagnostic-Code text without its type, on one line."""
-    if not value:
-        return None
-    text = _collapse(_DIAGNOSTIC_TYPE.sub("", value, count=1))
-    # A multi-line SMTP reply repeats its code on every line ('550-5.1.1 ... 550-5.1.1
-    # ... 550 5.1.1 ...'); that is framing, not text, after the first line.
-    lead = re.match(r"([245]\d\d)[ -](?:([245]\.\d{1,3}\.\d{1,3})\s)?", text)
-    if lead:
-        repeat = re.escape(lead.group(1)) + r"[ -]"
-        if lead.group(2):
-            repeat += r"(?:" + re.escape(lead.group(2)) + r"\s+)?"
-        head, tail = text[: lead.end()], text[lead.end() :]
-        text = head + re.sub(r"(?<=\s)" + repeat, "", tail)
-    return _clip(text)
-
-
-# -- the report text ------------------------------------------------------------------
-
-
-def _near(report: str, address: str) -> tuple[str | None, int | None, str | None]:
-    """(enhanced status, SMTP reply code, diagnostic) from the report paragraph that
-    names `address`; Nones when the report does not mention it."""
-    head = report
-    marker = _RETURNED_MARKER.search(report)
-    if marker is not None:
-        head = report[: marker.start()]
-    lines = head.splitlines()
-    needle = address.lower()
-    for index, line in enumerate(lines):
-        if needle not in line.lower() or _HEADERISH.match(line):
-            continue
-        paragraph = [line]
-        for following in lines[index + 1 : index + 10]:
-            if not following.strip():
-                # A paragraph ending in ':' announces the reason in the next one
-                # ('... to a@b for the following reason:', qmail's '<a@b>:').
-                if paragraph[-1].rstrip().endswith(":"):
-                    continue
-                break
-            leading = _LEADING_ADDRESS.match(following)
-            if leading and leading.group(1).lower() != needle:
-                break  # the next recipient's paragraph
-            paragraph.append(following)
-        text = _collapse(" ".join(paragraph))
-        status = find_status(text)
-        if status is not None and status[0] == "2":
-            status = None  # a success code says nothing about a failure
-        # The address alone (a qmail '<a@b>:' with nothing under it) is no diagnostic.
-        rest = re.sub(re.escape(needle), "", text, flags=re.IGNORECASE)
-        diagnostic = _clip(text) if len(re.findall(r"\w", rest)) >= 3 else None
-        return status, _reply_code(text), diagnostic
-    return None, None, None
-
-
-def _report_text(msg: Message) -> str:
-    """The human-readable text of a bounce: its text parts, outside the returned
-    original."""
-    texts: list[str] = []
-    for part in _parts(msg):
-        content_type = part.get_content_type()
-        if part.is_multipart() or not content_type.startswith("text/"):
-            continue
-        if content_type == "text/rfc822-headers":
-            continue
-        text = _decoded(part)
-        if content_type == "text/html":
-            text = _html_to_text(text)
-        texts.append(text)
-    return "\n\n".join(texts)
-
-
-def _parts(msg: Message) -> Iterator[Message]:
-    """Every part of a message, not descending into the returned original (whose
-    own parts are the customer's text, not the report) or the DSN's header blocks."""
-    yield msg
-    content_type = msg.get_content_type()
-    if content_type in _RETURNED_TYPES or content_type in _DSN_TYPES:
-        return
-    if msg.is_multipart():
-        payload = msg.get_payload()
-        if isinstance(payload, list):
-            for sub in payload:
-                if isinstance(sub, Message):
-                    yield from _parts(sub)
-
-
-def _decoded(part: Message) -> str:
-    raw = part.get_payload(decode=True)
-    if not isinstance(raw, bytes):
-        payload = part.get_payload()
-        return payload if isinstance(payload, str) else ""
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return raw.decode(charset, "replace")
-    except (LookupError, ValueError):
-        # Unknown or bogus charset names are common in old bounces.
-        return raw.decode("utf-8", "replace")
-
-
-def _html_to_text(text: str) -> str:
-    text = _HTML_BLOCK.sub(" ", text)
-    text = _HTML_BREAK.sub("\n", text)
-    return html.unescape(_HTML_TAG.sub(" ", text))
-
-
 # -- the original message -------------------------------------------------------------
 
 
@@ -606,7 +234,7 @@ def message_refs(msg: Message) -> tuple[str, ...]:
     for part in _parts(root):
         if part.get_content_type() in _DSN_TYPES:
             # Gmail names the original in the per-message block.
-            for block in _status_blocks(part):
+            for block in report.status_blocks(part):
                 ids.extend(_all_headers(block, "X-Original-Message-ID"))
         if part.get_content_type() not in _RETURNED_TYPES:
             continue
@@ -620,7 +248,7 @@ def message_refs(msg: Message) -> tuple[str, ...]:
             stamped.extend(found_stamped)
             ids.extend(found_ids)
     # Plain-text bounces quote the original inline, headers and all.
-    text_stamped, text_ids = _id_lines(_report_text(root), need_at=True)
+    text_stamped, text_ids = _id_lines(_report_text(root, header_parts=True), need_at=True)
     candidates = stamped + text_stamped + ids + text_ids
     if not candidates:
         for name in ("In-Reply-To", "References"):
@@ -660,54 +288,6 @@ def _own_message_id(msg: Message) -> str | None:
     return normalize_message_id(value) or None
 
 
-# -- header and value helpers ---------------------------------------------------------
-
-
-def header(msg: Message, name: str) -> str | None:
-    """The first `name` header of `msg` as text, None if absent."""
-    values = _all_headers(msg, name)
-    return values[0] if values else None
-
-
-def _all_headers(msg: Message, name: str) -> list[str]:
-    # raw_items, not get(): for a value with non-ASCII bytes compat32's get() returns
-    # a Header whose str() has already replaced every such byte, even valid UTF-8.
-    wanted = name.lower()
-    return [_clean(value) for key, value in msg.raw_items() if key.lower() == wanted]
-
-
-def _clean(value: object) -> str:
-    """Text without the surrogates the email package uses for undecodable bytes."""
-    text = value if isinstance(value, str) else str(value)
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-
-
-def _address(value: str) -> str | None:
-    """The normalized address in a recipient field, None if it is not one."""
-    address = normalize_address(_clean(value))
-    if not _ADDRESS.fullmatch(address) or "\ufffd" in address:
-        return None
-    return address
-
-
-def _date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if moment.tzinfo is None:  # '-0000': UTC, origin unknown (RFC 5322 3.3)
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except (OverflowError, ValueError):
-        return None
-
-
 def _looks_like_bounce(msg: Message) -> bool:
     # A null envelope sender is what every MTA uses for a bounce (RFC 5321 4.5.5).
     if (header(msg, "Return-Path") or "").strip().replace(" ", "") == "<>":
@@ -715,14 +295,3 @@ def _looks_like_bounce(msg: Message) -> bool:
     if _BOUNCE_SENDER.search(header(msg, "From") or ""):
         return True
     return bool(_BOUNCE_SUBJECT.search(header(msg, "Subject") or ""))
-
-
-def _collapse(text: str) -> str:
-    return _WHITESPACE.sub(" ", text).strip()
-
-
-def _clip(text: str) -> str | None:
-    text = _collapse(text)
-    if not text:
-        return None
-    return text if len(text) <= MAX_DIAGNOSTIC else text[: MAX_DIAGNOSTIC - 1] + "\u2026"
