@@ -760,6 +760,7 @@ class BounceDetected:
     diagnostic: str | None = None
     escalated: bool = False
     matched_by: MatchedBy | None = None
+    delayed: bool = False
 
     def to_avro(self) -> dict[str, Any]:
         return {
@@ -771,6 +772,7 @@ class BounceDetected:
             "diagnostic": self.diagnostic,
             "escalated": self.escalated,
             "matched_by": self.matched_by,
+            "delayed": self.delayed,
         }
 
     @classmethod
@@ -784,6 +786,7 @@ class BounceDetected:
             diagnostic=d["diagnostic"],
             escalated=d["escalated"],
             matched_by=None if (inner := d["matched_by"]) is None else MatchedBy(inner),
+            delayed=d["delayed"],
         )
 
 

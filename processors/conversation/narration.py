@@ -130,6 +130,8 @@ def _bounce(who: str, e: m.ConversationEvent, before: m.ConversationState | None
     detail = " ".join(part for part in (p.smtp_status, p.diagnostic) if part)
     escalated = ", escalated after repeated soft bounces" if p.escalated else ""
     detail = f": {detail}" if detail else ""
+    if p.delayed:  # the server still retries: not a bounce yet
+        return f"Delivery to {p.recipient} delayed, still retrying{detail}"
     return f"Bounce detected for {p.recipient} ({p.bounce_class.value.lower()}{detail}{escalated})"
 
 

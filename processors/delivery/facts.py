@@ -71,6 +71,8 @@ def _payload(
             smtp_status=n.smtp_status,
             diagnostic=n.diagnostic,
             matched_by=matched_by,
+            # Still retrying: shown, never counted toward escalation (recipients.py).
+            delayed=n.kind is NotificationKind.DEFERRED,
         )
     if n.kind is NotificationKind.FAILED:
         return m.EventType.DELIVERY_FAILED, m.DeliveryFailed(

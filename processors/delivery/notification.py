@@ -53,7 +53,8 @@ class NotificationIgnored(NotificationError):
     """A body that was understood and says nothing about delivery: an auto-reply
     (RFC 3834: vacation, out of office) or a feedback report that the message is not
     spam. Nothing is wrong with it, so the bounce worker counts it (outcome
-    `ignored`) and drops it: no dead letter. Reasons: 'auto-reply', 'not-spam'."""
+    `ignored`) and drops it: no dead letter. Reasons: 'auto-reply', 'not-spam',
+    'auth-failure-report' (RFC 6591: about the sender's SPF/DKIM/DMARC)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

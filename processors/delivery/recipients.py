@@ -106,6 +106,10 @@ def _bounce(
     at = event.occurred_at
     if not _after_delivery(health, at):
         return health, event, None  # stale: the address took mail after this bounce
+    if bounce.delayed:
+        # A delay warning: the server is still trying, the address was never shown
+        # bad. Whatever its class, it neither suppresses nor counts as a soft bounce.
+        return health, event, None
     if bounce.bounce_class is m.BounceClass.HARD:
         record = _suppression(event, m.SuppressionReason.HARD_BOUNCE, bounce)
         health, change = _suppress(health, record)

@@ -15,7 +15,8 @@
 
 Both become COMPLAINED: the recipient does not want this mail, and the suppression
 list is how that is honoured. A 'not-spam' report says the opposite (the message was
-wrongly filed as spam): it is understood and ignored.
+wrongly filed as spam), and an 'auth-failure' report (RFC 6591) is about the sender's
+SPF/DKIM/DMARC, not the recipient: both are understood and ignored.
 
 Pure: no I/O, no clock reads.
 """
@@ -60,6 +61,13 @@ def complaints(msg: Message) -> list[Outcome]:
     feedback_type = (header(fields, "Feedback-Type") or "abuse").strip().lower()
     if feedback_type == "not-spam":
         raise NotificationIgnored("not-spam", "feedback report says the message is not spam")
+    if feedback_type == "auth-failure":
+        # RFC 6591: the receiving domain reports that the message failed SPF, DKIM or
+        # DMARC. That is about our sending set-up, not a recipient's wish: suppressing
+        # the recipient would punish the customer for it.
+        raise NotificationIgnored(
+            "auth-failure-report", "feedback report is about authentication, not a complaint"
+        )
     recipients = [
         found
         for name in ("Original-Rcpt-To", "Removal-Recipient")

@@ -315,6 +315,10 @@ def test_a_not_spam_report_and_auto_replies_are_ignored() -> None:
     with pytest.raises(NotificationIgnored) as caught:
         _parse(_arf("Original-Rcpt-To: jo@example.org\n", feedback_type="not-spam"))
     assert caught.value.reason == "not-spam"
+    # RFC 6591: about the sender's SPF/DKIM/DMARC, not the recipient's wish.
+    with pytest.raises(NotificationIgnored) as caught:
+        _parse(_arf("Original-Rcpt-To: jo@example.org\n", feedback_type="auth-failure"))
+    assert caught.value.reason == "auth-failure-report"
     person = "From: Jo <jo@example.org>\nTo: agent@acme-help.example\n"
     away = "\nI am away. Write to sam@example.org\n\nsam@example.org: urgent matters\n"
     for marks in (

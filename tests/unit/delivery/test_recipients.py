@@ -222,3 +222,30 @@ def test_every_order_of_a_complaint_ends_suppressed_for_complaint() -> None:
         health, _ = run(list(order))
         assert health.suppression is not None
         assert health.suppression.reason is m.SuppressionReason.COMPLAINT
+
+
+def test_delay_warnings_never_suppress_nor_count_toward_escalation() -> None:
+    """A delay (DEFERRED: the server still retries) is shown, whatever its class, but
+    the address was never shown bad: five of them on distinct messages, one even
+    classified HARD, suppress nothing, and a later real soft bounce counts as the first."""
+    delays = [
+        _event(
+            f"delay-{i}",
+            m.BounceDetected(
+                message_id=f"m{i}",
+                recipient=ADDRESS,
+                provider="dsn",
+                bounce_class=klass,
+                smtp_status="4.4.1",
+                delayed=True,
+            ),
+            T0 + timedelta(hours=i),
+        )
+        for i, klass in enumerate([m.BounceClass.SOFT] * 4 + [m.BounceClass.HARD])
+    ]
+    health, changes = run(delays)
+    assert changes == [] and health.suppression is None and health.soft_bounces == ()
+    health, _out, change = assess(
+        health, bounce("m9", m.BounceClass.SOFT, T0 + timedelta(hours=9)), POLICY
+    )
+    assert change is None and len(health.soft_bounces) == 1

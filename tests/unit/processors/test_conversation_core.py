@@ -361,3 +361,19 @@ def test_invariants_hold(events: list[m.ConversationEvent]) -> None:
         assert out.applied + out.noops + out.duplicates + len(out.rejections) >= 1
         if memory.state is not None:
             assert memory.state.conversation_id == event.conversation_id
+
+
+def test_a_delay_warning_is_narrated_as_a_delay_not_a_bounce() -> None:
+    s = Script()
+
+    def bounce(delayed: bool) -> m.BounceDetected:
+        return m.BounceDetected(
+            message_id="msg-1", recipient="jo@example.org", provider="dsn",
+            bounce_class=m.BounceClass.SOFT, smtp_status="4.4.1", delayed=delayed,
+        )  # fmt: skip
+
+    _, outputs = run([s.created(), s(bounce(delayed=True)), s(bounce(delayed=False))])
+    assert texts(outputs)[1:] == [
+        "Delivery to jo@example.org delayed, still retrying: 4.4.1",
+        "Bounce detected for jo@example.org (soft: 4.4.1)",
+    ]
