@@ -7,6 +7,7 @@ Keyed by '<account_id>|<recipient>' (schemas/keys.py; delivery-facts is partitio
 Rules (docs/delivery.md, "Escalation and suppression"):
 
 - a HARD bounce suppresses the recipient (reason HARD_BOUNCE);
+- a delay (`delayed`: the server still retries) neither suppresses nor counts;
 - SOFT bounces are counted per distinct message (a provider retrying one message
   reports it again and again; that is one bounce, not several); when `limit` soft
   bounces on distinct messages fall inside `window` (measured back from the newest

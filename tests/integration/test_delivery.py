@@ -261,7 +261,9 @@ def test_repeated_soft_bounces_escalate_and_a_later_delivery_lifts_the_suppressi
     settings = delivery_stack
     account, address = "acct-escalate", "pat@example.net"
     now = datetime.now(UTC).replace(microsecond=0)
-    template = (FIXTURES / "delivery" / "mailgun" / "failed_temporary.json").read_text()
+    # Final soft bounces (Mailgun gave up: mailbox full); its 'temporary' failures are
+    # delays, which never count toward escalation.
+    template = (FIXTURES / "delivery" / "mailgun" / "failed_permanent.json").read_text()
     delivered = (FIXTURES / "delivery" / "mailgun" / "delivered.json").read_text()
     publish(settings, [
         outbound_email(f"cnv-esc-{i}", f"msg-esc-{i}", f"esc-{i}@mail.example", (address,),
@@ -279,6 +281,8 @@ def test_repeated_soft_bounces_escalate_and_a_later_delivery_lifts_the_suppressi
         data["timestamp"] = at.timestamp()
         data["message"]["headers"]["message-id"] = ref
         data.pop("user-variables", None)
+        if data.get("event") == "failed":
+            data["delivery-status"].update(code=552, message="5.2.2 mailbox full: over quota")
         return json.dumps(body).encode()
 
     with NotificationPublisher(settings) as publisher:

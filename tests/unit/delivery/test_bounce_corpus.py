@@ -44,3 +44,11 @@ def test_feedback_reports_are_complaints(result: Score) -> None:
 
 def test_auto_replies_and_ordinary_mail_are_not_bounces(result: Score) -> None:
     assert result.wrongly_reported == []
+
+
+def test_the_table_in_docs_is_the_one_measured(result: Score) -> None:
+    """docs/delivery.md shows the corpus table between its markers; it must be today's."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "delivery.md").read_text()
+    assert result.table() in doc, "regenerate the table: python -m tests.support.bounce_corpus"

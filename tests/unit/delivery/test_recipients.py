@@ -249,3 +249,20 @@ def test_delay_warnings_never_suppress_nor_count_toward_escalation() -> None:
         health, bounce("m9", m.BounceClass.SOFT, T0 + timedelta(hours=9)), POLICY
     )
     assert change is None and len(health.soft_bounces) == 1
+
+
+def test_a_providers_delay_becomes_a_delayed_bounce_and_a_final_one_does_not() -> None:
+    from processors.delivery.facts import to_fact
+    from processors.delivery.notification import Notification, NotificationKind
+
+    route = m.MessageRoute(
+        message_ref="ref-1", message_id="m1", conversation_id="cnv-1", account_id="acct-1",
+        recipients=(ADDRESS,), learned_from="evt-1",
+    )  # fmt: skip
+    for kind, delayed in ((NotificationKind.DEFERRED, True), (NotificationKind.BOUNCED, False)):
+        notification = Notification(
+            provider="sendgrid", kind=kind, recipient=ADDRESS, message_refs=("ref-1",),
+            occurred_at=T0, bounce_class=m.BounceClass.SOFT, smtp_status="4.2.2",
+        )  # fmt: skip
+        fact = to_fact(notification, route, b"{}", T0)
+        assert isinstance(fact.payload, m.BounceDetected) and fact.payload.delayed is delayed
