@@ -135,16 +135,20 @@ def _refusal(settings: Settings, errors: list[KafkaError], logged: list[str]) ->
     )
 
 
-def connect(settings: Settings, timeout: float = 15.0) -> tuple[AdminClient, ClusterMetadata]:
+def connect(
+    settings: Settings, timeout: float | None = None
+) -> tuple[AdminClient, ClusterMetadata]:
     """An admin client and the cluster's metadata, or one line saying why not.
 
     A refusal (wrong credentials, no credentials where the listener requires them, a
     SASL mechanism it does not offer) ends the wait at once; a broker that does not
-    answer is waited for until `timeout`. librdkafka's own lines about this connection
-    go to DEBUG: the error says what they said.
+    answer is waited for until `timeout` (default: CONVOTRAIL_CONNECT_TIMEOUT, 15 s).
+    librdkafka's own lines about this connection go to DEBUG: the error says what they said.
     """
     from convotrail import clients
 
+    if timeout is None:
+        timeout = settings.connect_timeout
     errors: list[KafkaError] = []
     logged = _Collected()
     config: dict[str, Any] = {**clients.admin_config(settings), "error_cb": errors.append}

@@ -2,8 +2,8 @@
 every output topic sees each record once and none missing, and the stored result
 equals the core's replay of the log, after (a) five SIGKILLs of a busy worker at
 random moments, (b) a group going 1 -> 2 -> 3 -> 1 workers under load, (c) a broker
-restart under load. Thousands of events each (1,000 generated conversations, about
-19,000 events)."""
+restart under load. Thousands of events each (700 generated conversations, about
+13,000 events)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from tests.support.worker import start_worker, stop_worker
 
 pytestmark = pytest.mark.e2e
 
-CONVERSATIONS = 1000
+CONVERSATIONS = 700
 
 
 def _history() -> list:  # type: ignore[type-arg]
