@@ -17,10 +17,12 @@ Pure: no I/O, no clock reads.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from processors.delivery.notification import NotificationKind
 from processors.delivery.providers.bounce_phrases import Family, family_of
 from processors.delivery.providers.bounce_stage import Stage, refusal_stage
+from processors.delivery.providers.mailparts import Outcome
 from schemas.model import BounceClass
 
 # Diagnostics are free text from a remote server; keep what a person needs to read.
@@ -350,3 +352,38 @@ def clip(text: str) -> str | None:
     if not text:
         return None
     return text if len(text) <= MAX_DIAGNOSTIC else text[: MAX_DIAGNOSTIC - 1] + "\u2026"
+
+
+def classified_outcome(
+    recipient: str,
+    kind: NotificationKind,
+    status: str | None,
+    code: int | None,
+    diagnostic: str | None,
+    *,
+    report: str,
+    paragraph: str | None = None,
+    alone: bool = False,
+    attempted_at: datetime | None = None,
+    arrived_at: datetime | None = None,
+) -> Outcome:
+    """The Outcome of one recipient, classified: what every reader of a bounce email
+    (RFC 3464 blocks, plain-text shapes, flufl's detectors) ends with."""
+    return Outcome(
+        recipient=recipient,
+        kind=kind,
+        bounce_class=classify_outcome(
+            kind,
+            status,
+            code,
+            diagnostic,
+            recipient=recipient,
+            report=report,
+            paragraph=paragraph,
+            alone=alone,
+        ),
+        smtp_status=status,
+        diagnostic=diagnostic,
+        attempted_at=attempted_at,
+        arrived_at=arrived_at,
+    )

@@ -20,7 +20,7 @@ import flufl.bounce
 
 from processors.delivery.notification import NotificationKind
 from processors.delivery.providers import plaintext
-from processors.delivery.providers.bounce_class import classify_outcome, is_warning
+from processors.delivery.providers.bounce_class import classified_outcome, is_warning
 from processors.delivery.providers.mailparts import Outcome, address, clean, header, report_text
 
 
@@ -43,20 +43,14 @@ def outcomes(msg: Message, root: Message) -> list[Outcome]:
         status, code, diagnostic = plaintext.near(report, recipient)
         kind = NotificationKind.BOUNCED if failed and not warning else NotificationKind.DEFERRED
         found.append(
-            Outcome(
-                recipient=recipient,
-                kind=kind,
-                bounce_class=classify_outcome(
-                    kind,
-                    status,
-                    code,
-                    diagnostic,
-                    recipient=recipient,
-                    report=report,
-                    alone=len(recipients) == 1,
-                ),
-                smtp_status=status,
-                diagnostic=diagnostic,
+            classified_outcome(
+                recipient,
+                kind,
+                status,
+                code,
+                diagnostic,
+                report=report,
+                alone=len(recipients) == 1,
             )
         )
     return found

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 from processors.delivery.notification import NotificationKind
 from processors.delivery.providers.bounce_class import (
-    classify_outcome,
+    classified_outcome,
     clip,
     collapse,
     find_status,
@@ -155,20 +155,14 @@ def read(msg: Message, root: Message) -> list[Outcome]:
     for recipient in found:
         status, code, diagnostic = near(report, recipient)
         outcomes.append(
-            Outcome(
-                recipient=recipient,
-                kind=kind,
-                bounce_class=classify_outcome(
-                    kind,
-                    status,
-                    code,
-                    diagnostic,
-                    recipient=recipient,
-                    report=head(report),
-                    alone=len(found) == 1,
-                ),
-                smtp_status=status,
-                diagnostic=diagnostic,
+            classified_outcome(
+                recipient,
+                kind,
+                status,
+                code,
+                diagnostic,
+                report=head(report),
+                alone=len(found) == 1,
             )
         )
     return outcomes

@@ -23,7 +23,7 @@ from processors.delivery.providers import plaintext
 from processors.delivery.providers.bounce_class import (
     action_kind,
     block_status,
-    classify_outcome,
+    classified_outcome,
     clip,
     diagnostic_code,
     find_status,
@@ -147,26 +147,13 @@ def _block_outcome(
             diagnostic = paragraph
         status = block_status(status_field, diagnostic)  # the remote's code may be there
     code = reply_code(diagnostic) or reply_code(status_field)
-    return Outcome(
-        recipient=recipient,
-        kind=kind,
-        # The report's paragraph about the recipient (or its whole prose, when it is
-        # about this recipient only) may say why in words.
-        bounce_class=classify_outcome(
-            kind,
-            status,
-            code,
-            diagnostic,
-            recipient=recipient,
-            report=report,
-            paragraph=paragraph,
-            alone=alone,
-        ),
-        smtp_status=status,
-        diagnostic=diagnostic,
-        attempted_at=date(header(block, "Last-Attempt-Date")),
-        arrived_at=arrived_at,
-    )
+    # The report's paragraph about the recipient (or its whole prose, when it is about
+    # this recipient only) may say why in words.
+    return classified_outcome(
+        recipient, kind, status, code, diagnostic,
+        report=report, paragraph=paragraph, alone=alone,
+        attempted_at=date(header(block, "Last-Attempt-Date")), arrived_at=arrived_at,
+    )  # fmt: skip
 
 
 def _message_text(msg: Message) -> str:
